@@ -1,0 +1,61 @@
+{#- Turns one model node (from dbt's graph, or from target/manifest.json when the Python
+    package calls it) into a plain feature-view spec, validating its
+    config.meta.feature_store on the way. The only place feature metadata is read:
+
+    {'name', 'relation', 'entity': [keys], 'timestamp_column', 'created_timestamp_column',
+     'ttl': {'text', 'seconds'} or none, 'online', 'owner', 'tags', 'lifecycle',
+     'description', 'features': [{'name', 'data_type', 'description'}]} -#}
+{% macro feature_view_spec(node) %}
+  {%- set model = "feature view '" ~ node.name ~ "'" -%}
+  {%- set meta = node.config.meta.feature_store if node.config.meta and node.config.meta.feature_store is defined else none -%}
+  {%- if meta is not mapping -%}
+    {{- exceptions.raise_compiler_error(model ~ ": config.meta.feature_store is missing or not a mapping") -}}
+  {%- endif -%}
+  {%- set known = ['entity', 'timestamp_column', 'created_timestamp_column', 'ttl', 'online', 'owner', 'tags', 'lifecycle'] -%}
+  {%- for key in meta if key not in known -%}
+    {{- exceptions.raise_compiler_error(model ~ ": config.meta.feature_store." ~ key ~ " is not a known field; valid fields: " ~ known | join(', ')) -}}
+  {%- endfor -%}
+
+  {%- set columns = node.columns or {} -%}
+  {%- set described = columns.keys() | list -%}
+  {%- set entity = [meta.entity] if meta.entity is string else (meta.entity or []) -%}
+  {%- if entity | length == 0 -%}
+    {{- exceptions.raise_compiler_error(model ~ ": config.meta.feature_store.entity is required (a join key column or a list of them)") -}}
+  {%- endif -%}
+  {%- if meta.timestamp_column is not string -%}
+    {{- exceptions.raise_compiler_error(model ~ ": config.meta.feature_store.timestamp_column is required (the event time column)") -}}
+  {%- endif -%}
+  {%- set fields = [] -%}
+  {%- for key in entity -%}{%- do fields.append(('entity', key)) -%}{%- endfor -%}
+  {%- do fields.append(('timestamp_column', meta.timestamp_column)) -%}
+  {%- if meta.created_timestamp_column is defined and meta.created_timestamp_column is not none -%}
+    {%- do fields.append(('created_timestamp_column', meta.created_timestamp_column)) -%}
+  {%- endif -%}
+  {%- for field, column in fields if column not in described -%}
+    {{- exceptions.raise_compiler_error(model ~ ": config.meta.feature_store." ~ field ~ " names column '" ~ column
+        ~ "', which is not among the model's columns; columns: " ~ described | join(', ')) -}}
+  {%- endfor -%}
+  {%- if meta.online is defined and meta.online is not none and meta.online is not boolean -%}
+    {{- exceptions.raise_compiler_error(model ~ ": config.meta.feature_store.online is " ~ meta.online ~ "; expected true or false") -}}
+  {%- endif -%}
+
+  {%- set keys = fields | map(attribute=1) | list -%}
+  {%- set features = [] -%}
+  {%- for column in columns.values() if column.name not in keys -%}
+    {%- do features.append({'name': column.name, 'data_type': column.data_type, 'description': column.description or ''}) -%}
+  {%- endfor -%}
+  {{- return({
+      'name': node.name,
+      'relation': node.relation_name,
+      'entity': entity,
+      'timestamp_column': meta.timestamp_column,
+      'created_timestamp_column': meta.created_timestamp_column if meta.created_timestamp_column is defined else none,
+      'ttl': feature_store.parse_duration(meta.ttl, model, 'config.meta.feature_store.ttl') if meta.ttl is defined and meta.ttl is not none else none,
+      'online': meta.online if meta.online is defined and meta.online is not none else false,
+      'owner': meta.owner if meta.owner is defined else none,
+      'tags': meta.tags if meta.tags is defined and meta.tags else [],
+      'lifecycle': meta.lifecycle if meta.lifecycle is defined else none,
+      'description': node.description or '',
+      'features': features,
+  }) -}}
+{% endmacro %}

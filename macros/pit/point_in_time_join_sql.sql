@@ -1,0 +1,161 @@
+{#- The point-in-time join itself, from plain specs (see feature_view_spec). Also
+    rendered by the Python package, so training sets, get_historical_features and the
+    online exporter all run this one piece of SQL.
+
+    For each spine row and each view: the row with the spine's keys and the latest
+    timestamp <= the spine timestamp, if that timestamp is also within the TTL; ties on
+    timestamp go to the latest created timestamp, then to the smallest feature values.
+    Every spine row comes out once, in spine order; features are NULL where no row
+    qualifies. `spine_columns` lists the spine columns to return (default: all). -#}
+{% macro point_in_time_join_sql(spine, spine_timestamp, views, full_feature_names=false, include_timestamps=false, spine_columns=none) %}
+  {{- return(adapter.dispatch('point_in_time_join_sql', 'feature_store')(spine, spine_timestamp, views, full_feature_names, include_timestamps, spine_columns)) -}}
+{% endmacro %}
+
+{#- Output names, checked for collisions once for both implementations. -#}
+{% macro pit_output_names(views, full_feature_names, include_timestamps) %}
+  {%- set names = [] -%}
+  {%- for view in views -%}
+    {%- for feature in view.features -%}
+      {%- do names.append(view.name ~ '__' ~ feature.name if full_feature_names else feature.name) -%}
+    {%- endfor -%}
+    {%- if include_timestamps -%}{%- do names.append(view.name ~ '__event_timestamp') -%}{%- endif -%}
+  {%- endfor -%}
+  {%- for name in names if names.count(name) > 1 -%}
+    {{- exceptions.raise_compiler_error("feature name '" ~ name ~ "' comes from more than one feature view; ask for full_feature_names (view__feature) or drop one") -}}
+  {%- endfor -%}
+  {{- return(names) -}}
+{% endmacro %}
+
+{% macro pit_spine_select(spine_columns, alias) -%}
+  {%- if spine_columns is none -%} {{ alias }}.*
+  {%- else -%}
+    {%- for column in spine_columns -%}{{ alias }}.{{ adapter.quote(column) }}{{ ', ' if not loop.last }}{%- endfor -%}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- The tie-break order among rows of one entity at one timestamp. -#}
+{% macro pit_tie_break(view, alias) -%}
+  {%- if view.created_timestamp_column -%}{{ alias }}.{{ adapter.quote(view.created_timestamp_column) }} desc nulls last{{ ', ' if view.features }}{%- endif -%}
+  {%- for feature in view.features -%}{{ alias }}.{{ adapter.quote(feature.name) }} asc nulls last{{ ', ' if not loop.last }}{%- endfor -%}
+  {%- if not view.created_timestamp_column and not view.features -%}1{%- endif -%}
+{%- endmacro %}
+
+{#- Portable: a range join of each spine row to its candidate rows, ranked. -#}
+{% macro default__point_in_time_join_sql(spine, spine_timestamp, views, full_feature_names, include_timestamps, spine_columns) %}
+{%- set names = feature_store.pit_output_names(views, full_feature_names, include_timestamps) -%}
+with __fs_spine as (
+    select __fs_input.*,
+        row_number() over () as __fs_row,
+        {{ feature_store.normalize_timestamp('__fs_input.' ~ adapter.quote(spine_timestamp)) }} as __fs_at
+    from {{ spine }} as __fs_input
+)
+{%- for view in views %},
+__fs_view_{{ loop.index }} as (
+    select
+        {%- for key in view.entity %}
+        {{ adapter.quote(key) }},
+        {%- endfor %}
+        {%- if view.created_timestamp_column %}
+        {{ adapter.quote(view.created_timestamp_column) }},
+        {%- endif %}
+        {%- for feature in view.features %}
+        {{ adapter.quote(feature.name) }},
+        {%- endfor %}
+        {{ feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) }} as __fs_event_at
+    from {{ view.relation }}
+),
+__fs_match_{{ loop.index }} as (
+    select * from (
+        select
+            __fs_spine.__fs_row,
+            {%- for feature in view.features %}
+            __fs_candidate.{{ adapter.quote(feature.name) }},
+            {%- endfor %}
+            __fs_candidate.__fs_event_at,
+            row_number() over (
+                partition by __fs_spine.__fs_row
+                order by __fs_candidate.__fs_event_at desc, {{ feature_store.pit_tie_break(view, '__fs_candidate') }}
+            ) as __fs_rank
+        from __fs_spine
+        inner join __fs_view_{{ loop.index }} as __fs_candidate
+            on {% for key in view.entity %}__fs_candidate.{{ adapter.quote(key) }} = __fs_spine.{{ adapter.quote(key) }} and {% endfor %}__fs_candidate.__fs_event_at <= __fs_spine.__fs_at
+            and {{ feature_store.within_ttl('__fs_candidate.__fs_event_at', '__fs_spine.__fs_at', view.ttl) }}
+    ) as __fs_ranked
+    where __fs_rank = 1
+)
+{%- endfor %}
+select
+    {{ feature_store.pit_spine_select(spine_columns, '__fs_spine') }}
+    {%- set position = namespace(value=0) %}
+    {%- for view in views %}
+    {%- set outer = loop %}
+    {%- for feature in view.features %},
+    __fs_match_{{ outer.index }}.{{ adapter.quote(feature.name) }} as {{ adapter.quote(names[position.value]) }}
+    {%- set position.value = position.value + 1 %}
+    {%- endfor %}
+    {%- if include_timestamps %},
+    __fs_match_{{ outer.index }}.__fs_event_at as {{ adapter.quote(names[position.value]) }}
+    {%- set position.value = position.value + 1 %}
+    {%- endif %}
+    {%- endfor %}
+from __fs_spine
+{%- for view in views %}
+left join __fs_match_{{ loop.index }} on __fs_match_{{ loop.index }}.__fs_row = __fs_spine.__fs_row
+{%- endfor %}
+order by __fs_spine.__fs_row
+{% endmacro %}
+
+{#- DuckDB: dedupe each view once with QUALIFY, then one native ASOF JOIN per view,
+    which finds the latest row <= the spine time without a range join; the TTL is
+    then a check on the matched timestamp. -#}
+{% macro duckdb__point_in_time_join_sql(spine, spine_timestamp, views, full_feature_names, include_timestamps, spine_columns) %}
+{%- set names = feature_store.pit_output_names(views, full_feature_names, include_timestamps) -%}
+with __fs_spine as (
+    select __fs_input.*,
+        row_number() over () as __fs_row,
+        {{ feature_store.normalize_timestamp('__fs_input.' ~ adapter.quote(spine_timestamp)) }} as __fs_at
+    from {{ spine }} as __fs_input
+)
+{%- for view in views %},
+__fs_view_{{ loop.index }} as (
+    select
+        {%- for key in view.entity %}
+        {{ adapter.quote(key) }},
+        {%- endfor %}
+        {%- for feature in view.features %}
+        {{ adapter.quote(feature.name) }},
+        {%- endfor %}
+        {{ feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) }} as __fs_event_at
+    from {{ view.relation }} as __fs_row_version
+    qualify row_number() over (
+        partition by {% for key in view.entity %}{{ adapter.quote(key) }}, {% endfor %}__fs_event_at
+        order by {{ feature_store.pit_tie_break(view, '__fs_row_version') }}
+    ) = 1
+)
+{%- endfor %}
+select
+    {%- if spine_columns is none %}
+    __fs_spine.* exclude (__fs_row, __fs_at)
+    {%- else %}
+    {{ feature_store.pit_spine_select(spine_columns, '__fs_spine') }}
+    {%- endif %}
+    {%- set position = namespace(value=0) %}
+    {%- for view in views %}
+    {%- set outer = loop %}
+    {%- set fresh = feature_store.within_ttl('__fs_view_' ~ outer.index ~ '.__fs_event_at', '__fs_spine.__fs_at', view.ttl) %}
+    {%- for feature in view.features %},
+    case when {{ fresh }} then __fs_view_{{ outer.index }}.{{ adapter.quote(feature.name) }} end as {{ adapter.quote(names[position.value]) }}
+    {%- set position.value = position.value + 1 %}
+    {%- endfor %}
+    {%- if include_timestamps %},
+    case when {{ fresh }} then __fs_view_{{ outer.index }}.__fs_event_at end as {{ adapter.quote(names[position.value]) }}
+    {%- set position.value = position.value + 1 %}
+    {%- endif %}
+    {%- endfor %}
+from __fs_spine
+{%- for view in views %}
+asof left join __fs_view_{{ loop.index }}
+    on {% for key in view.entity %}__fs_view_{{ loop.index }}.{{ adapter.quote(key) }} = __fs_spine.{{ adapter.quote(key) }} and {% endfor %}__fs_spine.__fs_at >= __fs_view_{{ loop.index }}.__fs_event_at
+{%- endfor %}
+order by __fs_spine.__fs_row
+{% endmacro %}

@@ -1,0 +1,28 @@
+{#- Narrows specs to the requested feature references ("view:feature" or "view:*"),
+    keeping the request's order within each view. -#}
+{% macro select_features(specs, references) %}
+  {%- set by_name = {} -%}
+  {%- for spec in specs -%}{%- do by_name.update({spec.name: spec}) -%}{%- endfor -%}
+  {%- set wanted = {} -%}
+  {%- for reference in references -%}
+    {%- set parts = reference.split(':') -%}
+    {%- if parts | length != 2 or parts[0] not in by_name -%}
+      {{- exceptions.raise_compiler_error("feature reference '" ~ reference ~ "' is not of the form view:feature with a known view; views: " ~ by_name.keys() | join(', ')) -}}
+    {%- endif -%}
+    {%- set available = by_name[parts[0]].features | map(attribute='name') | list -%}
+    {%- if parts[1] != '*' and parts[1] not in available -%}
+      {{- exceptions.raise_compiler_error("feature '" ~ parts[1] ~ "' is not in feature view '" ~ parts[0] ~ "'; its features: " ~ available | join(', ')) -}}
+    {%- endif -%}
+    {%- do wanted.setdefault(parts[0], []) -%}
+    {%- for name in (available if parts[1] == '*' else [parts[1]]) if name not in wanted[parts[0]] -%}
+      {%- do wanted[parts[0]].append(name) -%}
+    {%- endfor -%}
+  {%- endfor -%}
+  {%- set selected = [] -%}
+  {%- for spec in specs if spec.name in wanted -%}
+    {%- set narrowed = dict(spec) -%}
+    {%- do narrowed.update({'features': spec.features | selectattr('name', 'in', wanted[spec.name]) | list}) -%}
+    {%- do selected.append(narrowed) -%}
+  {%- endfor -%}
+  {{- return(selected) -}}
+{% endmacro %}
