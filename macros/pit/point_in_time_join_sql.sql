@@ -26,12 +26,6 @@
   {{- return(names) -}}
 {% endmacro %}
 
-{% macro pit_spine_select(spine_columns, alias) -%}
-  {%- if spine_columns is none -%} {{ alias }}.*
-  {%- else -%}
-    {%- for column in spine_columns -%}{{ alias }}.{{ adapter.quote(column) }}{{ ', ' if not loop.last }}{%- endfor -%}
-  {%- endif -%}
-{%- endmacro %}
 
 {#- The tie-break order among rows of one entity at one timestamp. -#}
 {% macro pit_tie_break(view, alias) -%}
@@ -85,7 +79,7 @@ __fs_match_{{ loop.index }} as (
 )
 {%- endfor %}
 select
-    {{ feature_store.pit_spine_select(spine_columns, '__fs_spine') }}
+    {{ feature_store.spine_select(spine_columns, '__fs_spine') }}
     {%- set position = namespace(value=0) %}
     {%- for view in views %}
     {%- set outer = loop %}
@@ -134,11 +128,7 @@ __fs_view_{{ loop.index }} as (
 )
 {%- endfor %}
 select
-    {%- if spine_columns is none %}
-    __fs_spine.* exclude (__fs_row, __fs_at)
-    {%- else %}
-    {{ feature_store.pit_spine_select(spine_columns, '__fs_spine') }}
-    {%- endif %}
+    {{ feature_store.spine_select(spine_columns, '__fs_spine') }}
     {%- set position = namespace(value=0) %}
     {%- for view in views %}
     {%- set outer = loop %}

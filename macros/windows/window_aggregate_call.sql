@@ -1,0 +1,14 @@
+{#- One aggregate over `value`, either as a window function (`over` names the window)
+    or as a grouped aggregate (`over` is none). Empty windows give 0 for count,
+    count_distinct and sum, so a window evaluated long after the last event is 0. -#}
+{% macro window_aggregate_call(aggregation, value, over) -%}
+  {%- set function = aggregation.function -%}
+  {%- set suffix = ' over ' ~ over if over else '' -%}
+  {%- if function == 'count' -%} cast(count({{ value }}){{ suffix }} as bigint)
+  {%- elif function == 'count_distinct' -%} cast(count(distinct {{ value }}){{ suffix }} as bigint)
+  {%- elif function == 'sum' -%} coalesce(cast(sum({{ value }}){{ suffix }} as double precision), 0)
+  {%- elif function == 'avg' -%} cast(avg({{ value }}){{ suffix }} as double precision)
+  {%- elif function == 'stddev' -%} cast(stddev_samp({{ value }}){{ suffix }} as double precision)
+  {%- else -%} {{ function }}({{ value }}){{ suffix }}
+  {%- endif -%}
+{%- endmacro %}
