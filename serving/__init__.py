@@ -1,0 +1,24 @@
+"""A SQL-first feature store: features are dbt models, the manifest is the registry."""
+
+from serving.errors import (
+    EntityKeyError,
+    FeatureStoreError,
+    OfflineStoreError,
+    OnlineStoreError,
+    RegistryError,
+    UnknownFeatureError,
+)
+from serving.registry import Feature, FeatureView
+from serving.store import FeatureStore
+
+__all__ = [
+    "EntityKeyError",
+    "Feature",
+    "FeatureStore",
+    "FeatureStoreError",
+    "FeatureView",
+    "OfflineStoreError",
+    "OnlineStoreError",
+    "RegistryError",
+    "UnknownFeatureError",
+]

@@ -21,6 +21,12 @@ from jinja2 import nodes
 from serving.errors import FeatureStoreError
 
 PACKAGE = "feature_store"
+_TEST_BLOCK = re.compile(r"{%-?\s*test\s")
+
+
+def quote(identifier: str) -> str:
+    """An identifier quoted as dbt-duckdb's adapter.quote does."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 class _Return(Exception):
@@ -50,7 +56,7 @@ class _Adapter:
 
     @staticmethod
     def quote(identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+        return quote(identifier)
 
 
 class MacroSet:
@@ -65,6 +71,8 @@ class MacroSet:
             autoescape=False,
         )
         sources = {path: path.read_text() for path in sorted(Path(macro_dir).rglob("*.sql"))}
+        # dbt's {% test %} blocks are for dbt alone; nothing here renders a data test.
+        sources = {path: text for path, text in sources.items() if not _TEST_BLOCK.search(text)}
         self.names = {
             macro.name for source in sources.values() for macro in env.parse(source).find_all(nodes.Macro)
         }

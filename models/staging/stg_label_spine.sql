@@ -1,0 +1,2 @@
+select user_id, prediction_time, label
+from {{ source('raw', 'label_spine') }}

@@ -1,0 +1,160 @@
+"""The registry: feature views read from dbt's manifest (target/manifest.json).
+
+There is no second place where features are declared. Each model with
+`config.meta.feature_store` becomes a FeatureView through the project's own
+`feature_view_spec` macro, so Python and `dbt build` accept and reject the same YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from serving.errors import RegistryError, UnknownFeatureError
+from serving.macros import MacroSet
+
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
+PROJECT_FOLDERS = ("models", "macros")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    data_type: str | None
+    description: str
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    name: str
+    relation: str
+    entity: tuple[str, ...]
+    timestamp_column: str
+    created_timestamp_column: str | None
+    ttl: str | None
+    ttl_seconds: int | None
+    online: bool
+    owner: str | None
+    tags: tuple[str, ...]
+    description: str
+    features: tuple[Feature, ...]
+    entity_types: dict[str, str | None] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise UnknownFeatureError(
+            f"feature '{name}' is not in feature view '{self.name}'; its features: {', '.join(self.feature_names)}"
+        )
+
+    def spec_for(self, feature_names: Iterable[str]) -> dict[str, Any]:
+        """The macro spec narrowed to some features, in the order given."""
+        wanted = [self.feature(name) for name in feature_names]
+        return {**self.spec, "features": [{"name": f.name, "data_type": f.data_type, "description": f.description} for f in wanted]}
+
+
+def _newest_source_mtime(project_dir: Path) -> float:
+    paths = [project_dir / name for name in PROJECT_FILES]
+    for folder in PROJECT_FOLDERS:
+        paths.extend(p for p in (project_dir / folder).rglob("*") if p.suffix in (".sql", ".yml", ".yaml"))
+    return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
+
+
+def parse_project(project_dir: Path) -> None:
+    """Runs `dbt parse`, which writes target/manifest.json without touching the warehouse."""
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(
+        ["parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    )
+    if not result.success:
+        raise RegistryError(f"dbt parse failed in {project_dir}: {result.exception or 'see the dbt log above'}")
+
+
+def load_manifest(project_dir: Path) -> dict[str, Any]:
+    manifest_path = project_dir / "target" / "manifest.json"
+    if not manifest_path.exists() or manifest_path.stat().st_mtime < _newest_source_mtime(project_dir):
+        parse_project(project_dir)
+    try:
+        return json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as error:
+        raise RegistryError(f"cannot read {manifest_path}: {error}; run `dbt parse` to write it again") from error
+
+
+class Registry:
+    """Feature views by name, from one manifest."""
+
+    def __init__(self, views: dict[str, FeatureView]) -> None:
+        self.views = views
+
+    @classmethod
+    def from_project(cls, project_dir: str | os.PathLike[str], macros: MacroSet | None = None) -> Registry:
+        project_dir = Path(project_dir).resolve()
+        macros = macros or MacroSet(project_dir / "macros")
+        return cls.from_manifest(load_manifest(project_dir), macros)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any], macros: MacroSet) -> Registry:
+        views = {}
+        for node in manifest.get("nodes", {}).values():
+            meta = (node.get("config") or {}).get("meta") or {}
+            if node.get("resource_type") != "model" or "feature_store" not in meta:
+                continue
+            spec = macros.call("feature_view_spec", node)
+            views[spec["name"]] = _view_from_spec(spec, node)
+        return cls(dict(sorted(views.items())))
+
+    def view(self, name: str) -> FeatureView:
+        try:
+            return self.views[name]
+        except KeyError:
+            raise UnknownFeatureError(
+                f"feature view '{name}' does not exist; feature views: {', '.join(self.views) or '(none)'}"
+            ) from None
+
+    def resolve(self, references: Iterable[str]) -> list[tuple[FeatureView, list[str]]]:
+        """Feature references ("view:feature", or "view:*") → views with their features, in request order."""
+        resolved: dict[str, list[str]] = {}
+        for reference in references:
+            view_name, sep, feature_name = str(reference).partition(":")
+            if not sep or not view_name or not feature_name:
+                raise UnknownFeatureError(
+                    f"feature reference '{reference}' is not of the form view:feature; feature views: {', '.join(self.views)}"
+                )
+            view = self.view(view_name)
+            names = view.feature_names if feature_name == "*" else [view.feature(feature_name).name]
+            chosen = resolved.setdefault(view_name, [])
+            chosen.extend(name for name in names if name not in chosen)
+        if not resolved:
+            raise UnknownFeatureError("no features requested; ask for at least one view:feature")
+        return [(self.views[name], features) for name, features in resolved.items()]
+
+
+def _view_from_spec(spec: dict[str, Any], node: dict[str, Any]) -> FeatureView:
+    columns = node.get("columns") or {}
+    ttl = spec.get("ttl")
+    return FeatureView(
+        name=spec["name"],
+        relation=spec["relation"],
+        entity=tuple(spec["entity"]),
+        timestamp_column=spec["timestamp_column"],
+        created_timestamp_column=spec.get("created_timestamp_column"),
+        ttl=ttl["text"] if ttl else None,
+        ttl_seconds=ttl["seconds"] if ttl else None,
+        online=bool(spec.get("online")),
+        owner=spec.get("owner"),
+        tags=tuple(spec.get("tags") or ()),
+        description=spec.get("description") or "",
+        features=tuple(Feature(f["name"], f.get("data_type"), f.get("description") or "") for f in spec["features"]),
+        entity_types={key: (columns.get(key) or {}).get("data_type") for key in spec["entity"]},
+        spec=spec,
+    )
