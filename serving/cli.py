@@ -1,0 +1,211 @@
+"""`featurestore`: a thin command line over FeatureStore. Every command has a Python twin.
+
+Exit codes: 0 success, 1 a feature-store error (message on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import pandas as pd
+
+from serving.errors import EntityKeyError, FeatureStoreError
+from serving.registry import FeatureView
+
+INTEGER_TYPES = ("bigint", "integer", "int", "smallint", "tinyint", "hugeint", "int64", "int32")
+
+
+def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One clear line on stderr and exit code 1 for every error the user can fix."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FeatureStoreError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+
+    run.__name__ = command.__name__
+    run.__doc__ = command.__doc__
+    return run
+
+
+def _store(ctx: click.Context) -> Any:
+    from serving.store import FeatureStore
+
+    return FeatureStore(project_dir=ctx.obj["project_dir"], redis_url=ctx.obj["redis_url"])
+
+
+def _parse_as_of(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        return pd.Timestamp(text).to_pydatetime()
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a timestamp; use ISO 8601, e.g. 2026-02-01T12:00:00Z") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False), help="The dbt project.")
+@click.option("--redis-url", envvar="REDIS_URL", help="Online store (default: $REDIS_URL, else redis://localhost:6379/0).")
+@click.pass_context
+def main(ctx: click.Context, project_dir: str, redis_url: str | None) -> None:
+    """A SQL-first feature store: dbt models are the features, DuckDB the offline store, Redis the online store."""
+    ctx.obj = {"project_dir": project_dir, "redis_url": redis_url}
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@_fail_cleanly
+def list_views(ctx: click.Context, as_json: bool) -> None:
+    """List feature views with their entities, TTLs and features."""
+    views = _store(ctx).list_feature_views()
+    if as_json:
+        click.echo(json.dumps([_describe(view) for view in views], indent=2))
+        return
+    for view in views:
+        flags = ", ".join(filter(None, [f"ttl {view.ttl}" if view.ttl else "no ttl", "online" if view.online else "offline"]))
+        click.echo(f"{view.name}  [{', '.join(view.entity)}]  ({flags})")
+        for feature in view.features:
+            click.echo(f"    {feature.name}: {feature.data_type or '?'}  {feature.description}")
+
+
+def _describe(view: FeatureView) -> dict[str, Any]:
+    return {
+        "name": view.name,
+        "entity": list(view.entity),
+        "timestamp_column": view.timestamp_column,
+        "ttl": view.ttl,
+        "online": view.online,
+        "owner": view.owner,
+        "tags": list(view.tags),
+        "description": view.description,
+        "features": [{"name": f.name, "type": f.data_type, "description": f.description} for f in view.features],
+    }
+
+
+@main.command()
+@click.option("--as-of", help="Snapshot time (ISO 8601; default: now, UTC).")
+@click.option("--select", "selected", multiple=True, help="Feature view to export (repeatable; default: every online view).")
+@click.option("--incremental", is_flag=True, help="Write only entities whose values changed.")
+@click.pass_context
+@_fail_cleanly
+def materialize(ctx: click.Context, as_of: str | None, selected: tuple[str, ...], incremental: bool) -> None:
+    """Export the snapshot of online feature views at AS_OF to Redis."""
+    summary = _store(ctx).materialize(as_of=_parse_as_of(as_of), feature_views=list(selected) or None, incremental=incremental)
+    click.echo(str(summary))
+
+
+def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, ...]) -> dict[str, Any]:
+    key_types = {}
+    for view, _ in store.registry.resolve(references):
+        key_types.update(view.entity_types)
+    row = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise EntityKeyError(f"--entity '{pair}' is not key=value; keys: {', '.join(key_types)}")
+        if key in key_types and (key_types[key] or "").lower() in INTEGER_TYPES:
+            try:
+                row[key] = int(text)
+            except ValueError:
+                raise EntityKeyError(f"entity key {key} is an integer; got '{text}'") from None
+        else:
+            row[key] = text
+    return row
+
+
+@main.command()
+@click.argument("features", nargs=-1, required=True)
+@click.option("--entity", "entities", multiple=True, required=True, help="Entity key as key=value (repeat for composite keys).")
+@click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
+@click.pass_context
+@_fail_cleanly
+def get(ctx: click.Context, features: tuple[str, ...], entities: tuple[str, ...], full_feature_names: bool) -> None:
+    """Read online FEATURES (view:feature ...) for one entity; prints JSON."""
+    store = _store(ctx)
+    row = _parse_entities(store, features, entities)
+    response = store.get_online_features(list(features), [row], full_feature_names=full_feature_names)
+    click.echo(json.dumps(response.to_dict(include_metadata=True), default=_json_default, indent=2))
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise FeatureStoreError(f"entities file {path} does not exist")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise FeatureStoreError(f"cannot read entities file {path}: {error}") from error
+    raise FeatureStoreError(f"entities file {path} must end in .parquet or .csv")
+
+
+@main.command()
+@click.option("--entities", "entities_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Parquet or CSV: entity keys and a timestamp.")
+@click.option("--features", "features", multiple=True, required=True, help="view:feature (repeatable, or comma-separated).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv.")
+@click.option("--timestamp-column", help="Timestamp column of the entities file (default: event_timestamp).")
+@click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
+@click.pass_context
+@_fail_cleanly
+def historical(
+    ctx: click.Context,
+    entities_path: Path,
+    features: tuple[str, ...],
+    out_path: Path,
+    timestamp_column: str | None,
+    full_feature_names: bool,
+) -> None:
+    """Point-in-time correct training data for the rows of an entities file."""
+    if out_path.suffix not in (".parquet", ".csv"):
+        raise FeatureStoreError(f"--out {out_path} must end in .parquet or .csv")
+    entity_df = _read_table(entities_path)
+    column = timestamp_column or "event_timestamp"
+    if column in entity_df.columns and not pd.api.types.is_datetime64_any_dtype(entity_df[column]):
+        # CSV has no timestamp type; a value without an offset means UTC.
+        try:
+            entity_df[column] = pd.to_datetime(entity_df[column], utc=True, format="mixed")
+        except (ValueError, TypeError) as error:
+            raise FeatureStoreError(f"column {column} of {entities_path} holds a value that is not a timestamp: {error}") from error
+    references = [part for item in features for part in item.split(",") if part]
+    result = _store(ctx).get_historical_features(
+        entity_df, references, full_feature_names=full_feature_names, timestamp_column=timestamp_column
+    )
+    # Written beside the target, then renamed: a failed run leaves no half-written file.
+    partial = out_path.with_name(out_path.name + ".partial")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.suffix == ".parquet":
+        result.to_parquet(partial, index=False)
+    else:
+        result.to_csv(partial, index=False)
+    partial.replace(out_path)
+    click.echo(f"wrote {len(result)} rows x {len(result.columns)} columns to {out_path}")
+
+
+@main.command()
+@click.option("--users", default=2000, show_default=True, help="Sample users to generate.")
+@click.pass_context
+@_fail_cleanly
+def demo(ctx: click.Context, users: int) -> None:
+    """The whole loop on sample data: dbt build, training set, materialize, online reads."""
+    from serving.demo import run_demo
+
+    run_demo(Path(ctx.obj["project_dir"]), ctx.obj["redis_url"], users=users)
+
+
+if __name__ == "__main__":
+    main()
