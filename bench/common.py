@@ -1,0 +1,78 @@
+"""Measuring one engine at a time, each in its own child process.
+
+A child process per (task, engine, size) keeps peak memory separable: the peak RSS
+the kernel reports for a process is exactly that engine's, not the sum of whatever
+ran before it in the same interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status; this bench needs Linux")
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass(frozen=True)
+class Measurement:
+    seconds: list[float]
+    rss_before: int
+    peak_rss: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def peak_delta(self) -> int:
+        """Peak memory above what the process held once its inputs were loaded."""
+        return max(self.peak_rss - self.rss_before, 0)
+
+
+def time_repeatedly(run: Callable[[], Any], repeat: int, keep_first: Callable[[Any], None]) -> Measurement:
+    """Runs `run` `repeat` times; the first result goes to `keep_first` outside the timing."""
+    rss_before = rss_bytes()
+    seconds = []
+    for attempt in range(repeat):
+        start = time.perf_counter()
+        result = run()
+        seconds.append(time.perf_counter() - start)
+        if attempt == 0:
+            keep_first(result)
+        del result
+    return Measurement(seconds, rss_before, peak_rss_bytes())
+
+
+def report_to_parent(measurement: Measurement) -> None:
+    print(json.dumps({"seconds": measurement.seconds, "rss_before": measurement.rss_before, "peak_rss": measurement.peak_rss}))
+
+
+def run_child(script: Path, child_args: list[str]) -> Measurement:
+    """Runs `script --child ...` and reads the Measurement it prints last."""
+    done = subprocess.run([sys.executable, str(script), "--child", *child_args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"child {' '.join(child_args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return Measurement(data["seconds"], data["rss_before"], data["peak_rss"])
+
+
+def mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB"
