@@ -144,8 +144,9 @@ select
     {%- endfor %}
 from __fs_spine
 {%- for view in views %}
-asof left join __fs_view_{{ loop.index }}
-    on {% for key in view.entity %}__fs_view_{{ loop.index }}.{{ adapter.quote(key) }} = __fs_spine.{{ adapter.quote(key) }} and {% endfor %}__fs_spine.__fs_at >= __fs_view_{{ loop.index }}.__fs_event_at
+{%- set alias = '__fs_view_' ~ loop.index %}
+asof left join {{ alias }}
+    on {% for key in view.entity %}{{ alias }}.{{ adapter.quote(key) }} = __fs_spine.{{ adapter.quote(key) }} and {% endfor %}__fs_spine.__fs_at >= {{ alias }}.__fs_event_at
 {%- endfor %}
 order by __fs_spine.__fs_row
 {% endmacro %}

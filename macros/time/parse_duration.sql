@@ -3,7 +3,7 @@
     months and years are refused. `owner` and `field` only name the culprit. -#}
 {% macro parse_duration(text, owner, field) %}
   {%- set seconds_per = {'second': 1, 'minute': 60, 'hour': 3600, 'day': 86400, 'week': 604800} -%}
-  {%- set match = modules.re.fullmatch('\s*(\d+)\s*(second|minute|hour|day|week)s?\s*', text | string | lower) if text is string else none -%}
+  {%- set match = modules.re.fullmatch('[ ]*([0-9]+)[ ]*(second|minute|hour|day|week)s?[ ]*', text | string | lower) if text is string else none -%}
   {%- if match is none or (match.group(1) | int) == 0 -%}
     {{- exceptions.raise_compiler_error(
           owner ~ ": " ~ field ~ " is " ~ (text | string) ~ "; expected a positive whole number and a unit"
