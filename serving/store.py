@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
+import redis
 
-from serving.errors import EntityKeyError
+from serving.errors import EntityKeyError, UnknownFeatureError
+from serving.exporter import Exporter, MaterializeSummary
 from serving.macros import MacroSet
-from serving.offline import OfflineStore, warehouse_path
+from serving.offline import OfflineStore, to_utc_naive, warehouse_path
+from serving.online import KeySpace, connect, resolve_prefix, resolve_url
+from serving.online_client import OnlineClient, OnlineResponse
 from serving.registry import FeatureView, Registry
 
 
@@ -21,9 +26,17 @@ class FeatureStore:
     >>> store.list_feature_views()
     """
 
-    def __init__(self, project_dir: str | os.PathLike[str] = ".", redis_url: str | None = None) -> None:
+    def __init__(
+        self,
+        project_dir: str | os.PathLike[str] = ".",
+        redis_url: str | None = None,
+        redis_prefix: str | None = None,
+    ) -> None:
         self.project_dir = Path(project_dir).resolve()
-        self.redis_url = redis_url
+        self.redis_url = resolve_url(redis_url)
+        self.redis_prefix = resolve_prefix(redis_prefix)
+        self._redis: redis.Redis | None = None
+        self._online: OnlineClient | None = None
         self._macros = MacroSet(self.project_dir / "macros")
         self.registry = Registry.from_project(self.project_dir, self._macros)
         self.offline = OfflineStore(warehouse_path(self.project_dir), self._macros)
@@ -46,6 +59,52 @@ class FeatureStore:
         views = self.registry.resolve(features)
         column = timestamp_column or _timestamp_column(entity_df)
         return self.offline.historical(entity_df, views, column, full_feature_names)
+
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The pooled Redis client of the online store (connects lazily)."""
+        if self._redis is None:
+            self._redis = connect(self.redis_url)
+        return self._redis
+
+    def materialize(
+        self,
+        as_of: dt.datetime | str | None = None,
+        feature_views: Sequence[str] | None = None,
+        incremental: bool = False,
+        progress: bool | None = None,
+    ) -> MaterializeSummary:
+        """Writes each online view's snapshot at `as_of` (default: now, UTC) to Redis, atomically.
+
+        Online values then equal get_historical_features at `as_of`, TTLs counted from `as_of`.
+        `incremental` writes only entities whose stored bytes changed."""
+        moment = to_utc_naive(as_of) if as_of is not None else dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        online = [view for view in self.registry.views.values() if view.online]
+        if feature_views is not None:
+            by_name = {view.name: view for view in online}
+            unknown = [name for name in feature_views if name not in by_name]
+            if unknown:
+                raise UnknownFeatureError(
+                    f"no online feature view named {', '.join(map(repr, unknown))}; online feature views: {', '.join(by_name) or '(none)'}"
+                )
+            online = [by_name[name] for name in dict.fromkeys(feature_views)]
+        exporter = Exporter(self.redis, self.redis_url, KeySpace(self.redis_prefix), self.offline, progress=progress)
+        return exporter.materialize(online, moment, incremental)
+
+    def get_online_features(
+        self,
+        features: Sequence[str],
+        entity_rows: Sequence[Mapping[str, Any]],
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """The latest materialized values for each entity row, in one Redis round trip.
+
+        Each value comes with a status (present, null, missing, outside_ttl) and its
+        event timestamp: see OnlineResponse."""
+        if self._online is None:
+            self._online = OnlineClient(self.redis, self.redis_url, KeySpace(self.redis_prefix), self.registry)
+        return self._online.get_online_features(features, entity_rows, full_feature_names)
 
 
 def _timestamp_column(entity_df: pd.DataFrame) -> str:

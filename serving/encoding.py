@@ -1,0 +1,308 @@
+"""Bytes for the online store: entity keys, feature rows, and single values.
+
+A row blob is built for read speed and for whole-column (numpy) encoding at export:
+
+    [null bitmap][event time µs][fixed-width features...][msgpack tail]
+
+Fixed-width features (ints, floats, bools, dates, microsecond timestamps) sit in one
+little-endian struct that `struct.unpack_from` reads in one call; everything else
+(strings, decimals, lists, other timestamps...) goes into one msgpack array at the
+end, with ext types so every value comes back as the same Python value. The layout
+is a property of the snapshot's Arrow schema, recorded once per version in Redis, so
+equal values always give equal bytes (incremental exports compare blobs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+import zlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Sequence
+
+import msgpack
+import numpy as np
+import pyarrow as pa
+
+from serving.errors import EntityKeyError
+
+EPOCH = dt.datetime(1970, 1, 1)
+EPOCH_DATE = dt.date(1970, 1, 1)
+UTC = dt.timezone.utc
+
+# msgpack ext type codes of the value codec.
+_EXT_DECIMAL = 1
+_EXT_DATE = 2
+_EXT_NAIVE_DATETIME = 3
+_EXT_AWARE_DATETIME = 4
+_EXT_TIMEDELTA = 5
+_EXT_BIG_INT = 6
+_EXT_TIME = 7
+_MICROS_AND_OFFSET = struct.Struct(">qi")
+_INT64 = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
+
+
+def _micros(delta: dt.timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _to_ext(value: Any) -> msgpack.ExtType:
+    # datetime before date: a datetime is a date.
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return msgpack.ExtType(_EXT_NAIVE_DATETIME, _INT64.pack(_micros(value - EPOCH)))
+        offset = value.utcoffset() or dt.timedelta(0)
+        utc_naive = value.replace(tzinfo=None) - offset
+        return msgpack.ExtType(_EXT_AWARE_DATETIME, _MICROS_AND_OFFSET.pack(_micros(utc_naive - EPOCH), _micros(offset) // 1_000_000))
+    if isinstance(value, dt.date):
+        return msgpack.ExtType(_EXT_DATE, _INT32.pack((value - EPOCH_DATE).days))
+    if isinstance(value, Decimal):
+        return msgpack.ExtType(_EXT_DECIMAL, str(value).encode())
+    if isinstance(value, dt.timedelta):
+        return msgpack.ExtType(_EXT_TIMEDELTA, _INT64.pack(_micros(value)))
+    if isinstance(value, dt.time):
+        return msgpack.ExtType(_EXT_TIME, value.isoformat().encode())
+    if isinstance(value, int):
+        return msgpack.ExtType(_EXT_BIG_INT, str(value).encode())
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store a {type(value).__name__} online: {value!r}")
+
+
+def _from_ext(code: int, data: bytes) -> Any:
+    if code == _EXT_NAIVE_DATETIME:
+        return EPOCH + dt.timedelta(microseconds=_INT64.unpack(data)[0])
+    if code == _EXT_AWARE_DATETIME:
+        micros, offset = _MICROS_AND_OFFSET.unpack(data)
+        zone = UTC if offset == 0 else dt.timezone(dt.timedelta(seconds=offset))
+        return (EPOCH + dt.timedelta(microseconds=micros, seconds=offset)).replace(tzinfo=zone)
+    if code == _EXT_DATE:
+        return EPOCH_DATE + dt.timedelta(days=_INT32.unpack(data)[0])
+    if code == _EXT_DECIMAL:
+        return Decimal(data.decode())
+    if code == _EXT_TIMEDELTA:
+        return dt.timedelta(microseconds=_INT64.unpack(data)[0])
+    if code == _EXT_TIME:
+        return dt.time.fromisoformat(data.decode())
+    if code == _EXT_BIG_INT:
+        return int(data.decode())
+    return msgpack.ExtType(code, data)
+
+
+def _packer() -> msgpack.Packer:
+    # One per caller: a Packer keeps a buffer, so it is not shared between threads.
+    return msgpack.Packer(default=_to_ext, use_bin_type=True, datetime=False)
+
+
+def pack_value(value: Any) -> bytes:
+    """One Python value as msgpack; `unpack_value` gives back an equal value of the same type."""
+    return _packer().pack(value)
+
+
+def unpack_value(data: bytes) -> Any:
+    return msgpack.unpackb(data, ext_hook=_from_ext, raw=False, strict_map_key=False, use_list=True)
+
+
+# ---------------------------------------------------------------- entity keys
+
+_KEY_INT = 0x01
+_KEY_STR = 0x02
+_INT_KEY_DTYPE = np.dtype([("tag", "u1"), ("value", ">i8")])
+
+
+def key_part(value: Any) -> bytes:
+    """A type-tagged, self-delimiting encoding, so no two key tuples share bytes."""
+    if isinstance(value, str):
+        raw = value.encode()
+        return bytes((_KEY_STR,)) + len(raw).to_bytes(4, "big") + raw
+    return bytes((_KEY_INT,)) + _INT64.pack(value)
+
+
+def encode_key(values: Sequence[Any]) -> bytes:
+    return b"".join(key_part(value) for value in values)
+
+
+def encode_keys(table: pa.Table, columns: Sequence[str]) -> list[bytes]:
+    """The key bytes of every row of `table`; one numpy pass for a single integer key."""
+    if len(columns) == 1 and pa.types.is_integer(table.schema.field(columns[0]).type):
+        column = table.column(columns[0])
+        if column.null_count:
+            raise EntityKeyError(f"entity key column '{columns[0]}' holds NULLs; keys must not be NULL")
+        packed = np.empty(table.num_rows, dtype=_INT_KEY_DTYPE)
+        packed["tag"] = _KEY_INT
+        packed["value"] = column.to_numpy()
+        return split_fixed(packed.tobytes(), _INT_KEY_DTYPE.itemsize)
+    parts = [table.column(name).to_pylist() for name in columns]
+    return [encode_key(values) for values in zip(*parts)]
+
+
+def key_hashes(keys: Sequence[bytes]) -> np.ndarray:
+    """A stable 32-bit hash per key; readers compute the same one to find a key's bucket."""
+    crc32 = zlib.crc32
+    return np.fromiter((crc32(key) for key in keys), dtype=np.int64, count=len(keys))
+
+
+def split_fixed(buffer: bytes, width: int) -> list[bytes]:
+    return [buffer[start : start + width] for start in range(0, len(buffer), width)]
+
+
+# ---------------------------------------------------------------- feature rows
+
+# Arrow type -> (layout kind, struct code). Every other type goes into the msgpack tail.
+_FIXED_KINDS = {"int": "q", "uint": "Q", "float": "d", "bool": "?", "timestamp": "q", "date": "i"}
+
+
+def _kind_of(arrow_type: pa.DataType) -> str:
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_unsigned_integer(arrow_type):
+        return "uint"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_timestamp(arrow_type) and arrow_type.unit == "us":
+        return "timestamp"
+    if pa.types.is_date32(arrow_type):
+        return "date"
+    return "tail"
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """Where each feature lives in a row blob. Saved with each version; a reader decodes with it."""
+
+    features: tuple[str, ...]
+    kinds: tuple[str, ...]
+    time_zones: tuple[str | None, ...]
+
+    @classmethod
+    def for_schema(cls, schema: pa.Schema, features: Sequence[str]) -> RowLayout:
+        types = [schema.field(name).type for name in features]
+        return cls(
+            tuple(features),
+            tuple(_kind_of(t) for t in types),
+            tuple(t.tz if pa.types.is_timestamp(t) else None for t in types),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(self.features), "kinds": list(self.kinds), "time_zones": list(self.time_zones)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RowLayout:
+        return cls(tuple(data["features"]), tuple(data["kinds"]), tuple(data["time_zones"]))
+
+    @property
+    def fixed(self) -> list[int]:
+        return [i for i, kind in enumerate(self.kinds) if kind != "tail"]
+
+    @property
+    def tail(self) -> list[int]:
+        return [i for i, kind in enumerate(self.kinds) if kind == "tail"]
+
+    @property
+    def bitmap_bytes(self) -> int:
+        # bit 0: the event time; bit 1 + i: feature i.
+        return (len(self.features) + 1 + 7) // 8
+
+    @property
+    def struct(self) -> struct.Struct:
+        return struct.Struct("<" + f"{self.bitmap_bytes}sq" + "".join(_FIXED_KINDS[self.kinds[i]] for i in self.fixed))
+
+    def numpy_dtype(self) -> np.dtype:
+        fields = [("bitmap", f"V{self.bitmap_bytes}"), ("event", "<i8")]
+        codes = {"q": "<i8", "Q": "<u8", "d": "<f8", "?": "?", "i": "<i4"}
+        fields += [(f"f{i}", codes[_FIXED_KINDS[self.kinds[i]]]) for i in self.fixed]
+        return np.dtype(fields)
+
+
+def _fixed_values(column: pa.ChunkedArray, kind: str) -> np.ndarray:
+    if kind == "timestamp":
+        column = column.cast(pa.int64())
+    elif kind == "date":
+        column = column.cast(pa.int32())
+    elif kind == "float":
+        column = column.cast(pa.float64())
+    filler = {"bool": False, "float": 0.0}.get(kind, 0)
+    return column.fill_null(filler).to_numpy()
+
+
+def encode_rows(table: pa.Table, layout: RowLayout, event_column: str = "event_timestamp") -> list[bytes]:
+    """One blob per row of `table`: the event time and the layout's features."""
+    rows = table.num_rows
+    packed = np.zeros(rows, dtype=layout.numpy_dtype())
+    bitmap = np.zeros((rows, layout.bitmap_bytes), dtype=np.uint8)
+
+    def mark_nulls(column: pa.ChunkedArray, bit: int) -> None:
+        if column.null_count:
+            nulls = column.is_null().to_numpy(zero_copy_only=False)
+            bitmap[nulls, bit // 8] |= np.uint8(1 << (bit % 8))
+
+    event = table.column(event_column)
+    mark_nulls(event, 0)
+    packed["event"] = _fixed_values(event, "timestamp")
+    for i in layout.fixed:
+        column = table.column(layout.features[i])
+        mark_nulls(column, i + 1)
+        packed[f"f{i}"] = _fixed_values(column, layout.kinds[i])
+    packed["bitmap"] = bitmap.view(f"V{layout.bitmap_bytes}").reshape(rows)
+    blobs = split_fixed(packed.tobytes(), packed.dtype.itemsize)
+    if layout.tail:
+        # NULLs in the tail are msgpack nils; the bitmap covers fixed-width features only.
+        tails = zip(*(table.column(layout.features[i]).to_pylist() for i in layout.tail))
+        pack = _packer().pack
+        blobs = [head + pack(list(values)) for head, values in zip(blobs, tails)]
+    return blobs
+
+
+class RowDecoder:
+    """Decodes row blobs of one layout into (event time, [feature values])."""
+
+    def __init__(self, layout: RowLayout) -> None:
+        self.layout = layout
+        self._struct = layout.struct
+        self._fixed = layout.fixed
+        self._tail = layout.tail
+        self._kinds = layout.kinds
+        self._converters = {i: _converter(layout.kinds[i], layout.time_zones[i]) for i in self._fixed}
+        self._plain = not any(self._converters.values())
+
+    def decode(self, blob: bytes) -> tuple[dt.datetime | None, list[Any]]:
+        unpacked = self._struct.unpack_from(blob)
+        bitmap = int.from_bytes(unpacked[0], "little")
+        event = None if bitmap & 1 else EPOCH + dt.timedelta(microseconds=unpacked[1])
+        values: list[Any] = [None] * len(self._kinds)
+        for slot, i in enumerate(self._fixed, start=2):
+            if not (bitmap >> (i + 1)) & 1:
+                convert = self._converters[i]
+                values[i] = convert(unpacked[slot]) if convert else unpacked[slot]
+        if self._tail:
+            tail = unpack_value(blob[self._struct.size :])
+            for i, value in zip(self._tail, tail):
+                values[i] = value
+        return event, values
+
+
+def _converter(kind: str, time_zone: str | None) -> Any:
+    if kind == "timestamp":
+        if time_zone is None:
+            return lambda micros: EPOCH + dt.timedelta(microseconds=micros)
+        zone = _zone(time_zone)
+        return lambda micros: (EPOCH + dt.timedelta(microseconds=micros)).replace(tzinfo=UTC).astimezone(zone)
+    if kind == "date":
+        return lambda days: EPOCH_DATE + dt.timedelta(days=days)
+    return None
+
+
+def _zone(name: str) -> dt.tzinfo:
+    if name.upper() in ("UTC", "+00:00", "ETC/UTC"):
+        return UTC
+    if name[0] in "+-":
+        sign = 1 if name[0] == "+" else -1
+        hours, _, minutes = name[1:].partition(":")
+        return dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes or 0)))
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
