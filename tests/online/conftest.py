@@ -1,0 +1,70 @@
+"""Online-store fixtures: a real Redis (127.0.0.1:6379, db 14), else an embedded one.
+
+Every test gets its own key prefix, deleted afterwards, so tests never see each other's keys."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+from serving.embedded_redis import embedded_redis
+from serving.store import FeatureStore
+
+LOCAL_URL = "redis://127.0.0.1:6379/14"
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError):
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_url() -> Iterator[str]:
+    with embedded_redis() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The machine's Redis when it answers, else the embedded server (fresh CI)."""
+    if _answers(LOCAL_URL):
+        return LOCAL_URL
+    return str(request.getfixturevalue("embedded_url"))
+
+
+def drop_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        doomed = list(client.scan_iter(match=f"{prefix}:*", count=5000))
+        for start in range(0, len(doomed), 5000):
+            client.unlink(*doomed[start : start + 5000])
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    name = f"fstest-{uuid.uuid4().hex[:12]}"
+    yield name
+    drop_prefix(redis_url, name)
+
+
+@pytest.fixture
+def store(built_project: Path, redis_url: str, prefix: str) -> FeatureStore:
+    return FeatureStore(built_project, redis_url=redis_url, redis_prefix=prefix)
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
