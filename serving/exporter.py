@@ -107,13 +107,18 @@ class Exporter:
         self.batch_entities = batch_entities
         self.pause = float(os.environ.get(PAUSE_ENV) or 0)
 
-    def materialize(self, views: Sequence[FeatureView], as_of: dt.datetime, incremental: bool) -> MaterializeSummary:
-        return redis_call(self.url, self._materialize, views, as_of, incremental)
+    def materialize(
+        self, views: Sequence[FeatureView], as_of: dt.datetime, incremental: bool, clean: Sequence[str] = ()
+    ) -> MaterializeSummary:
+        """Exports `views`; first drops unreferenced versions of those and of the views in `clean`."""
+        return redis_call(self.url, self._materialize, views, as_of, incremental, clean)
 
-    def _materialize(self, views: Sequence[FeatureView], as_of: dt.datetime, incremental: bool) -> MaterializeSummary:
+    def _materialize(
+        self, views: Sequence[FeatureView], as_of: dt.datetime, incremental: bool, clean: Sequence[str]
+    ) -> MaterializeSummary:
         started = time.perf_counter()
         summary = MaterializeSummary(as_of=as_of)
-        self.clean_leftovers([view.name for view in views])
+        self.clean_leftovers(list(dict.fromkeys([*clean, *(view.name for view in views)])))
         current = self.pointers()
         switch = self.client.pipeline(transaction=True)
         new_pointers: dict[str, str] = {}

@@ -80,7 +80,7 @@ class FeatureStore:
         Online values then equal get_historical_features at `as_of`, TTLs counted from `as_of`.
         `incremental` writes only entities whose stored bytes changed."""
         moment = to_utc_naive(as_of) if as_of is not None else dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        online = [view for view in self.registry.views.values() if view.online]
+        online = all_online = [view for view in self.registry.views.values() if view.online]
         if feature_views is not None:
             by_name = {view.name: view for view in online}
             unknown = [name for name in feature_views if name not in by_name]
@@ -90,7 +90,7 @@ class FeatureStore:
                 )
             online = [by_name[name] for name in dict.fromkeys(feature_views)]
         exporter = Exporter(self.redis, self.redis_url, KeySpace(self.redis_prefix), self.offline, progress=progress)
-        return exporter.materialize(online, moment, incremental)
+        return exporter.materialize(online, moment, incremental, clean=[view.name for view in all_online])
 
     def get_online_features(
         self,
