@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import Any, Sequence
+import random
+from typing import Any, Callable, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -90,3 +91,25 @@ def mismatches(
         if bad:
             found.append(f"row {i}: " + ", ".join(f"{c}: got {g!r}, expected {e!r}" for c, (g, e) in bad.items()))
     return found[:limit] + ([f"... {len(found) - limit} more"] if len(found) > limit else [])
+
+
+def random_spine(
+    rng: random.Random, rows: int, users: int, shops: Sequence[str], pick_time: Callable[[], int]
+) -> list[dict[str, Any]]:
+    """Spine rows with ids 0..rows-1 in order: users 1..users (some NULL), a shop, a time
+    from `pick_time` (some NULL); about 5% repeat an earlier row's values exactly."""
+    spine: list[dict[str, Any]] = []
+    for i in range(rows):
+        if spine and rng.random() < 0.05:
+            spine.append({**rng.choice(spine), "id": i})
+            continue
+        at = pick_time()
+        spine.append(
+            {
+                "id": i,
+                "user_id": None if rng.random() < 0.02 else rng.randrange(1, users + 1),
+                "shop": rng.choice(shops),
+                "at": None if rng.random() < 0.02 else at,
+            }
+        )
+    return spine

@@ -4,14 +4,14 @@ hand-made edge cases, for the DuckDB and the portable implementation."""
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pytest
 
 from serving.errors import FeatureStoreError
 from serving.macros import MacroSet
-from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query
+from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query, random_spine
 from macro_reference import point_in_time
 
 PROFILE_COLUMNS = {
@@ -72,34 +72,22 @@ def random_pairs(rng: random.Random, users: int, rows: int) -> list[dict[str, An
     ]
 
 
-def random_spine(rng: random.Random, users: int, rows: int, event_times: list[int], ttl_us: int | None) -> list[dict[str, Any]]:
+def spine_times(rng: random.Random, event_times: list[int], ttl_us: int | None) -> Callable[[], int]:
     """Spine times: exactly at event times, at the TTL bound and 1 µs past it, random
-    microseconds, and before any event; some users without history, NULL keys and
-    times, and exact duplicates of earlier rows."""
-    spine: list[dict[str, Any]] = []
-    for i in range(rows):
-        if spine and rng.random() < 0.05:
-            spine.append({**rng.choice(spine), "id": i})
-            continue
+    microseconds, and before any event."""
+
+    def pick() -> int:
         kind = rng.random()
         base = rng.choice(event_times)
         if kind < 0.3:
-            at = base
-        elif kind < 0.5 and ttl_us:
-            at = base + ttl_us + rng.choice([0, 1])
-        elif kind < 0.6:
-            at = START - rng.randrange(1, DAY)
-        else:
-            at = START + rng.randrange(4 * DAY)
-        spine.append(
-            {
-                "id": i,
-                "user_id": None if rng.random() < 0.02 else rng.randrange(1, users + 6),
-                "shop": rng.choice(SHOPS),
-                "at": None if rng.random() < 0.02 else at,
-            }
-        )
-    return spine
+            return base
+        if kind < 0.5 and ttl_us:
+            return base + ttl_us + rng.choice([0, 1])
+        if kind < 0.6:
+            return START - rng.randrange(1, DAY)
+        return START + rng.randrange(4 * DAY)
+
+    return pick
 
 
 def run_join(db: duckdb.DuckDBPyConnection, macros: MacroSet, views: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
@@ -139,7 +127,8 @@ def test_random_spines_match_the_reference_for_two_views(macros: MacroSet, db: d
     profile = random_profile(rng, users=40, rows=2500)
     pairs = random_pairs(rng, users=40, rows=1500)
     ttl_us = 2 * HOUR if ttl else None
-    spine = random_spine(rng, 40, 3000, [row["ts"] for row in profile if row["ts"] is not None], ttl_us)
+    # users 41..45 have no history
+    spine = random_spine(rng, 3000, 45, SHOPS, spine_times(rng, [row["ts"] for row in profile if row["ts"] is not None], ttl_us))
     load(db, "profile", PROFILE_COLUMNS, profile)
     load(db, "pairs", PAIR_COLUMNS, pairs)
     load(db, "spine", SPINE_COLUMNS, spine)

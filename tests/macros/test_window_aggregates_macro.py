@@ -1,0 +1,257 @@
+"""window_aggregates at 'events', 'change_points' and 'spine' against the brute-force
+reference, and the property that makes change-point tables joinable: an as-of join of
+one at any time equals the window evaluated at that time."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable
+
+import duckdb
+import pytest
+
+from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query, random_spine
+from macro_reference import point_in_time, windows_at_points, windows_at_spine
+from serving.macros import MacroSet
+
+EVENT_COLUMNS = {"user_id": "bigint", "shop": "varchar", "ts": "timestamp", "amount": "double", "category": "varchar"}
+SPINE_COLUMNS = {"id": "bigint", "user_id": "bigint", "shop": "varchar", "at": "timestamp"}
+WINDOW_US = {"30 minutes": 30 * MINUTE, "2 hours": 2 * HOUR, "1 day": DAY}
+AGGREGATIONS = [
+    {"name": "events_30m", "function": "count", "window": "30 minutes"},
+    {"name": "amounts_2h", "function": "count", "column": "amount", "window": "2 hours"},
+    {"name": "spend_1d", "function": "sum", "column": "amount", "window": "1 day"},
+    {"name": "avg_2h", "function": "avg", "column": "amount", "window": "2 hours"},
+    {"name": "min_1d", "function": "min", "column": "amount", "window": "1 day"},
+    {"name": "max_30m", "function": "max", "column": "amount", "window": "30 minutes"},
+    {"name": "stddev_1d", "function": "stddev", "column": "amount", "window": "1 day"},
+    {"name": "categories_2h", "function": "count_distinct", "column": "category", "window": "2 hours"},
+]
+FLOAT_TOLERANCE = {"spend_1d": 1e-9, "avg_2h": 1e-9, "stddev_1d": 1e-9}
+REFERENCE_AGGREGATIONS = [{**a, "window_us": WINDOW_US[a["window"]]} for a in AGGREGATIONS]
+NAMES = [a["name"] for a in AGGREGATIONS]
+SHOPS = ["1", "12"]
+WINDOWS_VIEW = {
+    "name": "windows", "relation": '"windows"', "entity": ["user_id"], "timestamp_column": "ts",
+    "created_timestamp_column": None, "ttl": None, "features": [{"name": name} for name in NAMES],
+}
+
+
+def random_events(rng: random.Random, users: int, rows: int) -> list[dict[str, Any]]:
+    """Events on a 10-minute grid over 3 days (so an event often sits exactly on another's
+    window bound), a few off the grid by microseconds, and some NULLs everywhere."""
+    events = []
+    for _ in range(rows):
+        ts = START + rng.randrange(3 * 24 * 6) * 10 * MINUTE + (rng.randrange(-2, 3) if rng.random() < 0.1 else 0)
+        events.append(
+            {
+                "user_id": None if rng.random() < 0.01 else rng.randrange(1, users + 1),
+                "shop": rng.choice(SHOPS),
+                "ts": None if rng.random() < 0.01 else ts,
+                "amount": None if rng.random() < 0.1 else round(rng.uniform(0, 500), 2),
+                "category": None if rng.random() < 0.1 else rng.choice("abcd"),
+            }
+        )
+    return events
+
+
+def spine_times(rng: random.Random, events: list[dict[str, Any]]) -> Callable[[], int]:
+    """Times at events, exactly one window after them (the event no longer counts) and a
+    microsecond before that, random ones, and long after the last event."""
+    times = [event["ts"] for event in events if event["ts"] is not None]
+
+    def pick() -> int:
+        kind = rng.random()
+        base = rng.choice(times)
+        if kind < 0.25:
+            return base
+        if kind < 0.5:
+            return base + rng.choice(list(WINDOW_US.values())) - rng.choice([0, 1])
+        if kind < 0.6:
+            return START + rng.randrange(20, 40) * DAY
+        return START + rng.randrange(-DAY, 4 * DAY)
+
+    return pick
+
+
+def render(macros: MacroSet, keys: list[str], at: str, aggregations: list[dict[str, Any]] = AGGREGATIONS, source: str = '"events"') -> str:
+    spine = '"spine"' if at == "spine" else None
+    return macros.call(
+        "window_aggregates", source, keys, "ts", aggregations, at, spine, "at" if spine else None, ["id"] if spine else None
+    )
+
+
+def point_rows(keys: list[str], reference: list[tuple]) -> list[dict[str, Any]]:
+    return [dict(zip([*keys, "ts", *NAMES], row)) for row in reference]
+
+
+@pytest.mark.parametrize("keys", [["user_id"], ["user_id", "shop"]], ids=["one_key", "composite_key"])
+@pytest.mark.parametrize("seed", range(3))
+def test_events_and_change_points_match_the_reference(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, keys: list[str]) -> None:
+    rng = random.Random(seed)
+    events = random_events(rng, users=30, rows=1200)
+    load(db, "events", EVENT_COLUMNS, events)
+
+    for at, change_points in (("events", False), ("change_points", True)):
+        actual = query(db, render(macros, keys, at))
+        expected = point_rows(keys, windows_at_points(events, keys, "ts", REFERENCE_AGGREGATIONS, change_points))
+        assert not mismatches(actual, expected, FLOAT_TOLERANCE), (at, mismatches(actual, expected, FLOAT_TOLERANCE))
+
+
+@pytest.mark.parametrize("keys", [["user_id"], ["user_id", "shop"]], ids=["one_key", "composite_key"])
+@pytest.mark.parametrize("seed", range(4))
+def test_spine_evaluation_matches_the_reference(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, keys: list[str]) -> None:
+    rng = random.Random(100 + seed)
+    events = random_events(rng, users=30, rows=1500)
+    spine = random_spine(rng, 2500, 33, SHOPS, spine_times(rng, events))
+    load(db, "events", EVENT_COLUMNS, events)
+    load(db, "spine", SPINE_COLUMNS, spine)
+
+    actual = query(db, render(macros, keys, "spine"))
+
+    reference = windows_at_spine(events, keys, "ts", REFERENCE_AGGREGATIONS, spine, "at")
+    expected = [{"id": s["id"], **dict(zip(NAMES, values))} for s, values in zip(spine, reference)]
+    assert not mismatches(actual, expected, FLOAT_TOLERANCE), mismatches(actual, expected, FLOAT_TOLERANCE)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_as_of_join_of_change_points_equals_spine_evaluation_once_the_entity_has_history(
+    macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int
+) -> None:
+    rng = random.Random(200 + seed)
+    events = [event for event in random_events(rng, users=20, rows=1000) if event["user_id"] is not None and event["ts"] is not None]
+    spine = [row for row in random_spine(rng, 2000, 23, SHOPS, spine_times(rng, events)) if row["user_id"] is not None and row["at"] is not None]
+    first_event = {}
+    for event in events:
+        first_event[event["user_id"]] = min(event["ts"], first_event.get(event["user_id"], event["ts"]))
+    with_history = [row for row in spine if row["user_id"] in first_event and first_event[row["user_id"]] <= row["at"]]
+    load(db, "events", EVENT_COLUMNS, events)
+    load(db, "spine", SPINE_COLUMNS, with_history)
+    db.execute(f'create table "windows" as {render(macros, ["user_id"], "change_points")}')
+
+    joined = query(db, macros.call("point_in_time_join_sql", '"spine"', "at", [WINDOWS_VIEW], False, False, ["id"]))
+    evaluated = query(db, render(macros, ["user_id"], "spine"))
+
+    assert len(with_history) > 1000
+    assert not mismatches(joined, evaluated, FLOAT_TOLERANCE), mismatches(joined, evaluated, FLOAT_TOLERANCE)
+
+
+def test_before_the_first_event_the_join_gives_null_but_spine_evaluation_gives_empty_window_values(
+    macros: MacroSet, db: duckdb.DuckDBPyConnection
+) -> None:
+    load(db, "events", EVENT_COLUMNS, [{"user_id": 1, "shop": "1", "ts": START, "amount": 5.0, "category": "a"}])
+    load(db, "spine", SPINE_COLUMNS, [{"id": 0, "user_id": 1, "shop": "1", "at": START - 1}])
+    db.execute(f'create table "windows" as {render(macros, ["user_id"], "change_points")}')
+
+    joined = query(db, macros.call("point_in_time_join_sql", '"spine"', "at", [WINDOWS_VIEW], False, False, ["id"]))
+    evaluated = query(db, render(macros, ["user_id"], "spine"))
+
+    assert joined == [{"id": 0, **{name: None for name in NAMES}}]
+    empty = {"events_30m": 0, "amounts_2h": 0, "spend_1d": 0.0, "categories_2h": 0}
+    assert evaluated == [{"id": 0, **{name: empty.get(name) for name in NAMES}}]
+
+
+# --- hand-made edge cases -------------------------------------------------------------
+
+
+def event(ts: int, amount: float | None = 1.0, user_id: int | None = 1, shop: str = "1", category: str | None = "a") -> dict[str, Any]:
+    return {"user_id": user_id, "shop": shop, "ts": ts, "amount": amount, "category": category}
+
+
+def at_spine(macros: MacroSet, db: duckdb.DuckDBPyConnection, events: list[dict[str, Any]], spine: list[dict[str, Any]], keys: list[str] | None = None) -> list[dict[str, Any]]:
+    load(db, "events", EVENT_COLUMNS, events)
+    load(db, "spine", SPINE_COLUMNS, spine)
+    return query(db, render(macros, keys or ["user_id"], "spine"))
+
+
+def spine_at(*times: int | None, user_id: int | None = 1, shop: str = "1") -> list[dict[str, Any]]:
+    return [{"id": i, "user_id": user_id, "shop": shop, "at": at} for i, at in enumerate(times)]
+
+
+def test_event_at_t_counts_and_event_at_exactly_t_minus_window_does_not(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    events = [event(START, amount=10.0), event(START + 30 * MINUTE, amount=20.0)]
+    actual = at_spine(macros, db, events, spine_at(START + 30 * MINUTE, START + 30 * MINUTE - 1, START + 60 * MINUTE - 1))
+    assert [(row["events_30m"], row["max_30m"]) for row in actual] == [(1, 20.0), (1, 10.0), (1, 20.0)]
+
+
+@pytest.mark.parametrize(
+    ("window", "width"), [("15 minutes", 15 * MINUTE), ("3 hours", 3 * HOUR), ("2 days", 2 * DAY), ("1 week", 7 * DAY)]
+)
+def test_window_bounds_in_every_unit(macros: MacroSet, db: duckdb.DuckDBPyConnection, window: str, width: int) -> None:
+    aggregation = [{"name": "n", "function": "count", "window": window}]
+    load(db, "events", EVENT_COLUMNS, [event(START)])
+    load(db, "spine", SPINE_COLUMNS, spine_at(START - 1, START, START + width - 1, START + width))
+    actual = query(db, render(macros, ["user_id"], "spine", aggregation))
+    assert [row["n"] for row in actual] == [0, 1, 1, 0]
+
+
+def test_long_after_the_last_event_sums_and_counts_are_zero_never_stale(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    actual = at_spine(macros, db, [event(START, amount=9.0), event(START + HOUR, amount=3.0)], spine_at(START + HOUR, START + 90 * DAY))
+    assert actual[0] == {"id": 0, "events_30m": 1, "amounts_2h": 2, "spend_1d": 12.0, "avg_2h": 6.0, "min_1d": 3.0,
+                         "max_30m": 3.0, "stddev_1d": pytest.approx(4.242640687119285, rel=1e-12), "categories_2h": 1}
+    assert actual[1] == {"id": 1, "events_30m": 0, "amounts_2h": 0, "spend_1d": 0.0, "avg_2h": None, "min_1d": None,
+                         "max_30m": None, "stddev_1d": None, "categories_2h": 0}
+
+
+def test_null_values_are_skipped_but_the_event_still_counts(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    events = [event(START, amount=None, category=None), event(START, amount=4.0, category="b")]
+    actual = at_spine(macros, db, events, spine_at(START))
+    assert actual == [{"id": 0, "events_30m": 2, "amounts_2h": 1, "spend_1d": 4.0, "avg_2h": 4.0, "min_1d": 4.0,
+                       "max_30m": 4.0, "stddev_1d": None, "categories_2h": 1}]
+
+
+def test_only_null_values_give_zero_sum_and_null_average(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    actual = at_spine(macros, db, [event(START, amount=None, category=None)], spine_at(START))
+    assert actual == [{"id": 0, "events_30m": 1, "amounts_2h": 0, "spend_1d": 0.0, "avg_2h": None, "min_1d": None,
+                       "max_30m": None, "stddev_1d": None, "categories_2h": 0}]
+
+
+def test_null_spine_key_or_time_gives_all_null_and_events_with_null_keys_are_ignored(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    events = [event(START), event(START, user_id=None), {**event(START), "ts": None}]
+    spine = spine_at(START, None) + spine_at(START, user_id=None)
+    actual = at_spine(macros, db, events, spine)
+    assert [(row["events_30m"], row["spend_1d"]) for row in actual] == [(1, 1.0), (None, None), (None, None)]
+
+
+def test_composite_keys_never_collide(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    load(db, "events", {**EVENT_COLUMNS, "user_id": "bigint"}, [event(START, user_id=1, shop="12"), event(START, user_id=11, shop="2"), event(START, user_id=11, shop="2")])
+    load(db, "spine", SPINE_COLUMNS, spine_at(START, user_id=1, shop="12") + [{"id": 1, "user_id": 11, "shop": "2", "at": START}, {"id": 2, "user_id": 1, "shop": "2", "at": START}])
+    actual = query(db, render(macros, ["user_id", "shop"], "spine"))
+    assert [row["events_30m"] for row in actual] == [1, 2, 0]
+
+
+def test_duplicate_spine_rows_are_kept_in_spine_order(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    spine = [{"id": i, "user_id": 1, "shop": "1", "at": at} for i, at in [(5, START), (2, START - 1), (5, START), (1, START)]]
+    actual = at_spine(macros, db, [event(START)], spine)
+    assert [(row["id"], row["events_30m"]) for row in actual] == [(5, 1), (2, 0), (5, 1), (1, 1)]
+
+
+def test_change_points_add_a_row_when_an_event_leaves_each_window(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    load(db, "events", EVENT_COLUMNS, [event(START, amount=2.0)])
+    actual = query(db, render(macros, ["user_id"], "change_points", [
+        {"name": "n_30m", "function": "count", "window": "30 minutes"},
+        {"name": "spend_1d", "function": "sum", "column": "amount", "window": "1 day"},
+    ]))
+    assert actual == [
+        {"user_id": 1, "ts": START, "n_30m": 1, "spend_1d": 2.0},
+        {"user_id": 1, "ts": START + 30 * MINUTE, "n_30m": 0, "spend_1d": 2.0},
+        {"user_id": 1, "ts": START + DAY, "n_30m": 0, "spend_1d": 0.0},
+    ]
+
+
+@pytest.mark.parametrize("kind", ["timestamptz", "timestamp_ns", "timestamptz_ns"])
+def test_event_and_spine_time_types_are_read_as_utc(macros: MacroSet, db: duckdb.DuckDBPyConnection, kind: str) -> None:
+    load(db, "events", {**EVENT_COLUMNS, "ts": kind}, [event(START), event(START + 30 * MINUTE)])
+    load(db, "spine", {**SPINE_COLUMNS, "at": kind}, spine_at(START + 30 * MINUTE, START + 60 * MINUTE))
+    actual = query(db, render(macros, ["user_id"], "spine"))
+    assert [row["events_30m"] for row in actual] == [1, 0]
+    assert [row["ts"] for row in query(db, render(macros, ["user_id"], "events"))] == [START, START + 30 * MINUTE]
+
+
+def test_large_spine_comes_back_in_spine_order(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    rng = random.Random(5)
+    events = random_events(rng, users=200, rows=3000)
+    spine = [{"id": i, "user_id": rng.randrange(1, 200), "shop": "1", "at": START + rng.randrange(4 * DAY)} for i in range(250_000)]
+    rng.shuffle(spine)
+    actual = at_spine(macros, db, events, spine)
+    assert [row["id"] for row in actual] == [row["id"] for row in spine]
