@@ -1,0 +1,101 @@
+"""parse_duration and feature_view_spec: what a feature view's YAML may say, and the
+error (naming the model and the field) when it says something else."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from serving.errors import FeatureStoreError
+from serving.macros import MacroSet
+
+
+def node(**meta: Any) -> dict[str, Any]:
+    """A model node as it appears in dbt's manifest."""
+    feature_store = {"entity": "user_id", "timestamp_column": "event_timestamp", "created_timestamp_column": "created_timestamp", "ttl": "1 day"}
+    feature_store.update(meta)
+    names = ["user_id", "event_timestamp", "created_timestamp", "spend", "visits"]
+    return {
+        "name": "user_stats",
+        "relation_name": '"warehouse"."main"."user_stats"',
+        "description": "Stats per user.",
+        "config": {"meta": {"feature_store": {k: v for k, v in feature_store.items() if v is not None}}},
+        "columns": {name: {"name": name, "data_type": "double" if name == "spend" else None, "description": f"the {name}"} for name in names},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "normalized", "seconds"),
+    [("1 day", "1 day", 86_400), ("12 hours", "12 hours", 43_200), ("90 DAYS", "90 days", 7_776_000),
+     ("1 minutes", "1 minute", 60), (" 2 weeks ", "2 weeks", 1_209_600), ("30 seconds", "30 seconds", 30), ("5hour", "5 hours", 18_000)],
+)
+def test_parse_duration_accepts_fixed_length_units(macros: MacroSet, text: str, normalized: str, seconds: int) -> None:
+    assert macros.call("parse_duration", text, "owner", "field") == {"text": normalized, "seconds": seconds}
+
+
+@pytest.mark.parametrize("text", ["1 month", "2 years", "0 days", "abc", "-1 day", "1.5 days", "", 5, None])
+def test_parse_duration_refuses_anything_else_naming_owner_and_field(macros: MacroSet, text: Any) -> None:
+    with pytest.raises(FeatureStoreError, match=r"^my owner: my\.field is .*expected a positive whole number and a unit"):
+        macros.call("parse_duration", text, "my owner", "my.field")
+
+
+def test_spec_of_a_valid_feature_view(macros: MacroSet) -> None:
+    spec = macros.call("feature_view_spec", node(online=True, owner="ml@example.com", tags=["user"]))
+    assert spec == {
+        "name": "user_stats",
+        "relation": '"warehouse"."main"."user_stats"',
+        "entity": ["user_id"],
+        "timestamp_column": "event_timestamp",
+        "created_timestamp_column": "created_timestamp",
+        "ttl": {"text": "1 day", "seconds": 86_400},
+        "online": True,
+        "owner": "ml@example.com",
+        "tags": ["user"],
+        "lifecycle": None,
+        "description": "Stats per user.",
+        "features": [
+            {"name": "spend", "data_type": "double", "description": "the spend"},
+            {"name": "visits", "data_type": None, "description": "the visits"},
+        ],
+    }
+
+
+def test_spec_defaults_without_ttl_created_timestamp_or_online(macros: MacroSet) -> None:
+    spec = macros.call("feature_view_spec", node(ttl=None, created_timestamp_column=None, entity=["user_id", "spend"]))
+    assert (spec["ttl"], spec["created_timestamp_column"], spec["online"], spec["tags"]) == (None, None, False, [])
+    assert spec["entity"] == ["user_id", "spend"]
+    assert [feature["name"] for feature in spec["features"]] == ["created_timestamp", "visits"]
+
+
+@pytest.mark.parametrize("ttl", ["1 month", "0 days", "abc", 5])
+def test_bad_ttl_names_the_model_and_the_field(macros: MacroSet, ttl: Any) -> None:
+    with pytest.raises(FeatureStoreError, match=rf"^feature view 'user_stats': config\.meta\.feature_store\.ttl is {ttl};"):
+        macros.call("feature_view_spec", node(ttl=ttl))
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"colour": "blue"}, r"config\.meta\.feature_store\.colour is not a known field; valid fields: entity, timestamp_column"),
+        ({"entity": "account_id"}, r"config\.meta\.feature_store\.entity names column 'account_id', which is not among the model's columns"),
+        ({"entity": ["user_id", "shop"]}, r"config\.meta\.feature_store\.entity names column 'shop'"),
+        ({"timestamp_column": "event_time"}, r"config\.meta\.feature_store\.timestamp_column names column 'event_time'"),
+        ({"created_timestamp_column": "loaded_at"}, r"config\.meta\.feature_store\.created_timestamp_column names column 'loaded_at'"),
+        ({"online": "yes"}, r"config\.meta\.feature_store\.online is yes; expected true or false"),
+        ({"online": 1}, r"config\.meta\.feature_store\.online is 1; expected true or false"),
+        ({"entity": []}, r"config\.meta\.feature_store\.entity is required"),
+        ({"timestamp_column": None}, r"config\.meta\.feature_store\.timestamp_column is required"),
+    ],
+)
+def test_bad_metadata_names_the_model_and_the_field(macros: MacroSet, meta: dict[str, Any], message: str) -> None:
+    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': " + message):
+        macros.call("feature_view_spec", node(**meta))
+
+
+def test_missing_feature_store_mapping_is_refused(macros: MacroSet) -> None:
+    bare = copy.deepcopy(node())
+    bare["config"]["meta"]["feature_store"] = "user_id"
+    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': config\.meta\.feature_store is missing or not a mapping"):
+        macros.call("feature_view_spec", bare)
