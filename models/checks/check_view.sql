@@ -1,0 +1,9 @@
+-- Empty input for unit tests: feature rows keyed by (user_id, shop), with a created
+-- timestamp for corrections. Naive timestamps: UTC.
+select
+    cast(null as bigint) as user_id,
+    cast(null as varchar) as shop,
+    cast(null as timestamp) as event_timestamp,
+    cast(null as timestamp) as created_timestamp,
+    cast(null as double) as score
+where false
