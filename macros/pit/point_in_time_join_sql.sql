@@ -34,6 +34,47 @@
   {%- if not view.created_timestamp_column and not view.features -%}1{%- endif -%}
 {%- endmacro %}
 
+{#- A view's rows as both implementations read them: keys, created timestamp, features
+    and the normalized event time __fs_event_at. -#}
+{% macro pit_view_rows(view) -%}
+select
+    {%- for key in view.entity %}
+    {{ adapter.quote(key) }},
+    {%- endfor %}
+    {%- if view.created_timestamp_column %}
+    {{ adapter.quote(view.created_timestamp_column) }},
+    {%- endif %}
+    {%- for feature in view.features %}
+    {{ adapter.quote(feature.name) }},
+    {%- endfor %}
+    {{ feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) }} as __fs_event_at
+from {{ view.relation }}
+{%- endmacro %}
+
+{#- The final select of both implementations: every spine row, in order, left-joined
+    to each view's __fs_match_<n> (__fs_row, features, __fs_event_at). -#}
+{% macro pit_select_matches(spine_columns, views, names, include_timestamps) -%}
+select
+    {{ feature_store.spine_select(spine_columns, '__fs_spine') }}
+    {%- set position = namespace(value=0) %}
+    {%- for view in views %}
+    {%- set outer = loop %}
+    {%- for feature in view.features %},
+    __fs_match_{{ outer.index }}.{{ adapter.quote(feature.name) }} as {{ adapter.quote(names[position.value]) }}
+    {%- set position.value = position.value + 1 %}
+    {%- endfor %}
+    {%- if include_timestamps %},
+    __fs_match_{{ outer.index }}.__fs_event_at as {{ adapter.quote(names[position.value]) }}
+    {%- set position.value = position.value + 1 %}
+    {%- endif %}
+    {%- endfor %}
+from __fs_spine
+{%- for view in views %}
+left join __fs_match_{{ loop.index }} on __fs_match_{{ loop.index }}.__fs_row = __fs_spine.__fs_row
+{%- endfor %}
+order by __fs_spine.__fs_row
+{%- endmacro %}
+
 {#- Portable: a range join of each spine row to its candidate rows, ranked. -#}
 {% macro default__point_in_time_join_sql(spine, spine_timestamp, views, full_feature_names, include_timestamps, spine_columns) %}
 {%- set names = feature_store.pit_output_names(views, full_feature_names, include_timestamps) -%}
@@ -45,18 +86,7 @@ with __fs_spine as (
 )
 {%- for view in views %},
 __fs_view_{{ loop.index }} as (
-    select
-        {%- for key in view.entity %}
-        {{ adapter.quote(key) }},
-        {%- endfor %}
-        {%- if view.created_timestamp_column %}
-        {{ adapter.quote(view.created_timestamp_column) }},
-        {%- endif %}
-        {%- for feature in view.features %}
-        {{ adapter.quote(feature.name) }},
-        {%- endfor %}
-        {{ feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) }} as __fs_event_at
-    from {{ view.relation }}
+    {{ feature_store.pit_view_rows(view) }}
 ),
 __fs_match_{{ loop.index }} as (
     select * from (
@@ -78,30 +108,14 @@ __fs_match_{{ loop.index }} as (
     where __fs_rank = 1
 )
 {%- endfor %}
-select
-    {{ feature_store.spine_select(spine_columns, '__fs_spine') }}
-    {%- set position = namespace(value=0) %}
-    {%- for view in views %}
-    {%- set outer = loop %}
-    {%- for feature in view.features %},
-    __fs_match_{{ outer.index }}.{{ adapter.quote(feature.name) }} as {{ adapter.quote(names[position.value]) }}
-    {%- set position.value = position.value + 1 %}
-    {%- endfor %}
-    {%- if include_timestamps %},
-    __fs_match_{{ outer.index }}.__fs_event_at as {{ adapter.quote(names[position.value]) }}
-    {%- set position.value = position.value + 1 %}
-    {%- endif %}
-    {%- endfor %}
-from __fs_spine
-{%- for view in views %}
-left join __fs_match_{{ loop.index }} on __fs_match_{{ loop.index }}.__fs_row = __fs_spine.__fs_row
-{%- endfor %}
-order by __fs_spine.__fs_row
+{{ feature_store.pit_select_matches(spine_columns, views, names, include_timestamps) }}
 {% endmacro %}
 
-{#- DuckDB: dedupe each view once with QUALIFY, then one native ASOF JOIN per view,
-    which finds the latest row <= the spine time without a range join; the TTL is
-    then a check on the matched timestamp. -#}
+{#- DuckDB: a native ASOF JOIN per view finds, for each spine row, the latest timestamp
+    <= the spine time (keys and timestamps only, so its sort stays narrow); the TTL is a
+    check on that timestamp. Only the rows at the matched (keys, timestamp) are then
+    fetched and ranked by the tie-break, so ties are resolved for about one row per
+    spine row rather than by ranking every row of the view. -#}
 {% macro duckdb__point_in_time_join_sql(spine, spine_timestamp, views, full_feature_names, include_timestamps, spine_columns) %}
 {%- set names = feature_store.pit_output_names(views, full_feature_names, include_timestamps) -%}
 with __fs_spine as (
@@ -110,43 +124,39 @@ with __fs_spine as (
         {{ feature_store.normalize_timestamp('__fs_input.' ~ adapter.quote(spine_timestamp)) }} as __fs_at
     from {{ spine }} as __fs_input
 )
-{%- for view in views %},
+{%- for view in views %}
+{%- set times = '__fs_times_' ~ loop.index %}
+{%- set latest = '__fs_latest_' ~ loop.index %}
+{%- set event_at = feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) %},
+{{ times }} as (
+    select {% for key in view.entity %}{{ adapter.quote(key) }}, {% endfor %}{{ event_at }} as __fs_event_at
+    from {{ view.relation }}
+),
 __fs_view_{{ loop.index }} as (
+    {{ feature_store.pit_view_rows(view) }}
+),
+{{ latest }} as (
+    select __fs_spine.__fs_row, {% for key in view.entity %}__fs_spine.{{ adapter.quote(key) }}, {% endfor %}{{ times }}.__fs_event_at
+    from __fs_spine
+    asof join {{ times }}
+        on {% for key in view.entity %}{{ times }}.{{ adapter.quote(key) }} = __fs_spine.{{ adapter.quote(key) }} and {% endfor %}__fs_spine.__fs_at >= {{ times }}.__fs_event_at
+    where {{ feature_store.within_ttl(times ~ '.__fs_event_at', '__fs_spine.__fs_at', view.ttl) }}
+),
+__fs_match_{{ loop.index }} as (
     select
-        {%- for key in view.entity %}
-        {{ adapter.quote(key) }},
-        {%- endfor %}
+        {{ latest }}.__fs_row,
         {%- for feature in view.features %}
-        {{ adapter.quote(feature.name) }},
+        __fs_candidate.{{ adapter.quote(feature.name) }},
         {%- endfor %}
-        {{ feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) }} as __fs_event_at
-    from {{ view.relation }} as __fs_row_version
+        {{ latest }}.__fs_event_at
+    from {{ latest }}
+    inner join __fs_view_{{ loop.index }} as __fs_candidate
+        on {% for key in view.entity %}__fs_candidate.{{ adapter.quote(key) }} = {{ latest }}.{{ adapter.quote(key) }} and {% endfor %}__fs_candidate.__fs_event_at = {{ latest }}.__fs_event_at
     qualify row_number() over (
-        partition by {% for key in view.entity %}{{ adapter.quote(key) }}, {% endfor %}__fs_event_at
-        order by {{ feature_store.pit_tie_break(view, '__fs_row_version') }}
+        partition by {{ latest }}.__fs_row
+        order by {{ feature_store.pit_tie_break(view, '__fs_candidate') }}
     ) = 1
 )
 {%- endfor %}
-select
-    {{ feature_store.spine_select(spine_columns, '__fs_spine') }}
-    {%- set position = namespace(value=0) %}
-    {%- for view in views %}
-    {%- set outer = loop %}
-    {%- set fresh = feature_store.within_ttl('__fs_view_' ~ outer.index ~ '.__fs_event_at', '__fs_spine.__fs_at', view.ttl) %}
-    {%- for feature in view.features %},
-    case when {{ fresh }} then __fs_view_{{ outer.index }}.{{ adapter.quote(feature.name) }} end as {{ adapter.quote(names[position.value]) }}
-    {%- set position.value = position.value + 1 %}
-    {%- endfor %}
-    {%- if include_timestamps %},
-    case when {{ fresh }} then __fs_view_{{ outer.index }}.__fs_event_at end as {{ adapter.quote(names[position.value]) }}
-    {%- set position.value = position.value + 1 %}
-    {%- endif %}
-    {%- endfor %}
-from __fs_spine
-{%- for view in views %}
-{%- set alias = '__fs_view_' ~ loop.index %}
-asof left join {{ alias }}
-    on {% for key in view.entity %}{{ alias }}.{{ adapter.quote(key) }} = __fs_spine.{{ adapter.quote(key) }} and {% endfor %}__fs_spine.__fs_at >= {{ alias }}.__fs_event_at
-{%- endfor %}
-order by __fs_spine.__fs_row
+{{ feature_store.pit_select_matches(spine_columns, views, names, include_timestamps) }}
 {% endmacro %}
