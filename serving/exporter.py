@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
+import hiredis
 import msgpack
 import numpy as np
 import redis
@@ -174,25 +175,28 @@ class Exporter:
         register.set(self.keys.meta(name, version), self._meta(encoded, as_of, version, buckets))
         register.sadd(self.keys.versions(name), version)
         register.execute()
-        written = 0
-        pipe = self.client.pipeline(transaction=False)
-        queued = 0
-        for bucket, fields in _by_bucket(encoded.keys, encoded.blobs, encoded.hashes, buckets):
-            pipe.execute_command("HSET", self.keys.bucket(name, version, bucket), *fields)
-            written += sum(map(len, fields))
-            queued += len(fields) // 2
-            if queued >= self.batch_entities:
-                self._flush(pipe, bar, queued)
-                queued = 0
-        self._flush(pipe, bar, queued)
-        return ViewExport(name, len(encoded.keys), len(encoded.keys), 0, written, version, incremental=False)
+        sent = 0
+        with _BulkWriter(self.client) as writer:
+            batch: list[bytes] = []
+            queued = 0
+            for bucket, count, packed in _packed_hsets(encoded.keys, encoded.blobs, encoded.hashes, buckets):
+                batch.append(b"%s%s" % (_hset_header(self.keys.bucket(name, version, bucket), count), packed))
+                queued += count
+                if queued >= self.batch_entities:
+                    sent += self._send(writer, batch, bar, queued)
+                    batch, queued = [], 0
+            sent += self._send(writer, batch, bar, queued)
+        return ViewExport(name, len(encoded.keys), len(encoded.keys), 0, sent, version, incremental=False)
 
-    def _flush(self, pipe: Any, bar: tqdm, entities: int) -> None:
-        if entities:
-            pipe.execute()
-            bar.update(entities)
-            if self.pause:
-                time.sleep(self.pause)
+    def _send(self, writer: _BulkWriter, batch: list[bytes], bar: tqdm, entities: int) -> int:
+        if not batch:
+            return 0
+        sent = writer.send(batch)
+        bar.update(entities)
+        if self.pause:
+            writer.drain()
+            time.sleep(self.pause)
+        return sent
 
     def _can_patch(self, encoded: _Encoded, version: int, buckets: int) -> bool:
         meta = self.client.get(self.keys.meta(encoded.view.name, version))
@@ -258,10 +262,46 @@ class Exporter:
         self.client.srem(self.keys.versions(name), version)
 
 
-def _bucket_order(hashes: np.ndarray, buckets: int) -> tuple[list[int], list[tuple[int, int, int]]]:
+class _BulkWriter:
+    """Protocol bytes written straight to one pooled connection, one batch in flight:
+    Redis applies a batch while Python builds the next."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._connection = self._pool.get_connection()
+        self._in_flight = 0
+
+    def send(self, commands: list[bytes]) -> int:
+        """Sends commands already in the Redis protocol; their replies are read on the next send."""
+        packed = b"".join(commands)
+        self.drain()
+        self._connection.send_packed_command([packed], check_health=False)
+        self._in_flight = len(commands)
+        return len(packed)
+
+    def drain(self) -> None:
+        while self._in_flight:
+            self._in_flight -= 1
+            self._connection.read_response()
+
+    def __enter__(self) -> _BulkWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        try:
+            if kind is None:
+                self.drain()
+        finally:
+            if kind is not None or self._in_flight:
+                # Unread replies would answer the next user's commands.
+                self._connection.disconnect()
+            self._pool.release(self._connection)
+
+
+def _bucket_order(hashes: np.ndarray, buckets: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """Row order sorted by bucket (hash mod buckets), and (bucket, start, end) of each non-empty bucket."""
     bucket_of = hashes % buckets
-    order = np.argsort(bucket_of, kind="stable").tolist()
+    order = np.argsort(bucket_of, kind="stable")
     ends = np.cumsum(np.bincount(bucket_of, minlength=buckets)).tolist()
     spans = [(bucket, start, end) for bucket, (start, end) in enumerate(zip([0, *ends[:-1]], ends)) if end > start]
     return order, spans
@@ -269,16 +309,50 @@ def _bucket_order(hashes: np.ndarray, buckets: int) -> tuple[list[int], list[tup
 
 def _group(items: list[bytes], hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, list[bytes]]]:
     order, spans = _bucket_order(hashes, buckets)
-    ordered = [items[i] for i in order]
+    ordered = [items[i] for i in order.tolist()]
     for bucket, start, end in spans:
         yield bucket, ordered[start:end]
+
+
+def _hset_header(key: str, pairs: int) -> bytes:
+    raw = key.encode()
+    return b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * pairs, len(raw), raw)
+
+
+def _packed_hsets(keys: list[bytes], blobs: list[bytes], hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, int, bytes]]:
+    """Per non-empty bucket: (bucket, pairs, its field/value pairs in the Redis protocol).
+
+    When every key and every blob has one length (integer keys, no variable-width
+    feature), the whole protocol text is laid out by numpy in one pass; packing a
+    million pairs one by one costs more than Redis takes to store them."""
+    if not keys:
+        return
+    key_width, blob_width = len(keys[0]), len(blobs[0])
+    if any(len(key) != key_width for key in keys) or any(len(blob) != blob_width for blob in blobs):
+        for bucket, fields in _by_bucket(keys, blobs, hashes, buckets):
+            yield bucket, len(fields) // 2, hiredis.pack_command(("X", *fields))[len(b"*%d\r\n$1\r\nX\r\n" % (len(fields) + 1)) :]
+        return
+    order, spans = _bucket_order(hashes, buckets)
+    key_head, blob_head = b"$%d\r\n" % key_width, b"$%d\r\n" % blob_width
+    layout = np.dtype(
+        [("kh", f"S{len(key_head)}"), ("k", f"V{key_width}"), ("ke", "S2"), ("bh", f"S{len(blob_head)}"), ("b", f"V{blob_width}"), ("be", "S2")]
+    )
+    pairs = np.empty(len(keys), dtype=layout)
+    pairs["kh"], pairs["ke"], pairs["bh"], pairs["be"] = key_head, b"\r\n", blob_head, b"\r\n"
+    pairs["k"] = np.frombuffer(b"".join(keys), dtype=f"V{key_width}")[order]
+    pairs["b"] = np.frombuffer(b"".join(blobs), dtype=f"V{blob_width}")[order]
+    text = pairs.tobytes()
+    width = layout.itemsize
+    for bucket, start, end in spans:
+        yield bucket, end - start, text[start * width : end * width]
 
 
 def _by_bucket(keys: list[bytes], blobs: list[bytes], hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, list[bytes]]]:
     """HSET field/value lists per bucket: key, blob, key, blob..."""
     order, spans = _bucket_order(hashes, buckets)
+    rows = order.tolist()
     flat: list[bytes] = [b""] * (2 * len(keys))
-    flat[0::2] = [keys[i] for i in order]
-    flat[1::2] = [blobs[i] for i in order]
+    flat[0::2] = [keys[i] for i in rows]
+    flat[1::2] = [blobs[i] for i in rows]
     for bucket, start, end in spans:
         yield bucket, flat[2 * start : 2 * end]
