@@ -267,10 +267,14 @@ class RowDecoder:
         self._tail = layout.tail
         self._kinds = layout.kinds
         self._converters = {i: _converter(layout.kinds[i], layout.time_zones[i]) for i in self._fixed}
-        self._plain = not any(self._converters.values())
+        # Only ints, floats and bools, no NULL: the struct's values are the features, in order.
+        self._plain = not self._tail and not any(self._converters.values())
+        self._no_nulls = bytes(layout.bitmap_bytes)
 
-    def decode(self, blob: bytes) -> tuple[dt.datetime | None, list[Any]]:
+    def decode(self, blob: bytes) -> tuple[dt.datetime | None, Sequence[Any]]:
         unpacked = self._struct.unpack_from(blob)
+        if self._plain and unpacked[0] == self._no_nulls:
+            return EPOCH + dt.timedelta(microseconds=unpacked[1]), unpacked[2:]
         bitmap = int.from_bytes(unpacked[0], "little")
         event = None if bitmap & 1 else EPOCH + dt.timedelta(microseconds=unpacked[1])
         values: list[Any] = [None] * len(self._kinds)

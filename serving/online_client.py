@@ -9,10 +9,12 @@ client has not seen that version yet, so even a new snapshot costs no extra trip
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import hiredis
 import msgpack
 import numpy as np
 import pandas as pd
@@ -106,7 +108,7 @@ class OnlineClient:
         self.url = url
         self.keys = keys
         self.registry = registry
-        self._script = client.register_script(_READ_SCRIPT)
+        self._sha = hashlib.sha1(_READ_SCRIPT.encode()).hexdigest()
         self._decoders: dict[tuple[str, str], RowDecoder] = {}
         self._known: dict[str, str] = {}
         self._requests: dict[tuple[tuple[str, ...], bool], _Request] = {}
@@ -138,18 +140,48 @@ class OnlineClient:
         plan = self._plan(features, full_feature_names)
         self._check_rows(plan, entity_rows)
         args: list[Any] = [self.keys.prefix, len(plan.views)]
+        crc32 = zlib.crc32
         for view, _, _ in plan.views:
             args += [view.name, self._known.get(view.name, ""), len(entity_rows)]
             entity = view.entity
-            for row in entity_rows:
-                key = b"".join([key_part(row[name]) for name in entity]) if len(entity) > 1 else key_part(row[entity[0]])
-                args += [zlib.crc32(key), key]
-        replies = redis_call(self.url, self._script, args=args)
+            if len(entity) == 1:
+                keys = [key_part(row[entity[0]]) for row in entity_rows]
+            else:
+                keys = [b"".join([key_part(row[name]) for name in entity]) for row in entity_rows]
+            for key in keys:
+                args += (crc32(key), key)
+        replies = redis_call(self.url, self._evalsha, args)
         columns: dict[str, list[Any]] = {name: [row[name] for row in entity_rows] for name in plan.entity_columns}
         response = OnlineResponse(columns)
         for (view, names, outputs), reply in zip(plan.views, replies):
             self._fill(response, view, names, outputs, reply, len(entity_rows))
         return response
+
+    def _evalsha(self, args: list[Any]) -> Any:
+        """EVALSHA on a pooled connection, packed by hiredis in one call: redis-py's own
+        argument checks cost more than the read itself for a single entity."""
+        command = hiredis.pack_command(("EVALSHA", self._sha, 0, *args))
+        pool = self.client.connection_pool
+        loaded = reconnected = False
+        while True:
+            connection = pool.get_connection()
+            try:
+                connection.send_packed_command([command])
+                return connection.read_response()
+            except redis.exceptions.NoScriptError:
+                if loaded:
+                    raise
+                # A new, restarted or flushed server: load the script once, then ask again.
+                self.client.script_load(_READ_SCRIPT)
+                loaded = True
+            except redis.ConnectionError:
+                # A pooled connection the server closed while idle: one fresh try.
+                connection.disconnect()
+                if reconnected:
+                    raise
+                reconnected = True
+            finally:
+                pool.release(connection)
 
     def _fill(self, response: OnlineResponse, view: FeatureView, names: list[str], outputs: list[str], reply: Any, count: int) -> None:
         if not reply:
@@ -159,23 +191,15 @@ class OnlineClient:
         version = reply[0].decode()
         decoder = self._decoder(view.name, version, reply[1])
         positions = [decoder.layout.features.index(name) for name in names]
-        values: list[list[Any]] = [[None] * count for _ in names]
-        statuses: list[str] = [MISSING] * count
-        stamps: list[dt.datetime | None] = [None] * count
-        for row, blob in enumerate(reply[2:]):
-            if blob is None:
-                continue
-            event, decoded = decoder.decode(blob)
-            if event is None:
-                statuses[row] = OUTSIDE_TTL
-                continue
-            stamps[row] = event
-            statuses[row] = PRESENT
-            for column, position in zip(values, positions):
-                column[row] = decoded[position]
-        for output, column in zip(outputs, values):
+        decode = decoder.decode
+        rows = [None if blob is None else decode(blob) for blob in reply[2:]]
+        stamps = [row[0] if row is not None else None for row in rows]
+        base = [MISSING if row is None else OUTSIDE_TTL if row[0] is None else PRESENT for row in rows]
+        found = [row[1] if row is not None and row[0] is not None else None for row in rows]
+        for output, position in zip(outputs, positions):
+            column = [None if values is None else values[position] for values in found]
             response.columns[output] = column
-            response.statuses[output] = [NULL if status == PRESENT and value is None else status for status, value in zip(statuses, column)]
+            response.statuses[output] = [NULL if value is None and status is PRESENT else status for status, value in zip(base, column)]
             response.event_timestamps[output] = stamps
 
     def _decoder(self, view: str, version: str, meta: bytes | None) -> RowDecoder:
