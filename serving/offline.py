@@ -97,7 +97,7 @@ class OfflineStore:
             raise OfflineStoreError(f"point-in-time join returned {len(features)} rows for {len(entity_df)} entity rows")
         result = entity_df.copy()
         for column in features.columns:
-            result[column] = features[column].to_numpy()
+            result[column] = features[column].array
         return result
 
     def snapshot(self, view: FeatureView, as_of: dt.datetime, feature_names: list[str] | None = None) -> pa.Table:
