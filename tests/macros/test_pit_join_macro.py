@@ -104,25 +104,24 @@ def run_join(db: duckdb.DuckDBPyConnection, macros: MacroSet, views: list[dict[s
     return query(db, sql)
 
 
-def expected_rows(spine: list[dict[str, Any]], parts: list[tuple[list[dict[str, Any]], str]]) -> list[dict[str, Any]]:
-    """Merges per-view reference results into one row per spine row; `parts` pairs each
-    view's reference output with the name of its event-timestamp column."""
+def expected_rows(spine: list[dict[str, Any]], views: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """One row per spine row from each view's reference output, named as with
+    full_feature_names and include_timestamps: view__feature, then view__event_timestamp."""
     rows = []
     for i, spine_row in enumerate(spine):
         row = {"id": spine_row["id"]}
-        for results, timestamp_name in parts:
+        for view, results in views:
             result = dict(results[i])
             event_at = result.pop("__event_at")
-            row.update(result)
-            if timestamp_name:
-                row[timestamp_name] = event_at
+            row.update({f"{view}__{name}": value for name, value in result.items()})
+            row[f"{view}__event_timestamp"] = event_at
         rows.append(row)
     return rows
 
 
 @pytest.mark.parametrize("ttl", [None, "2 hours"])
 @pytest.mark.parametrize("seed", range(5))
-def test_random_spines_match_the_reference_for_two_views(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None) -> None:
+def test_random_spines_match_the_reference_for_three_views(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None) -> None:
     rng = random.Random(seed)
     profile = random_profile(rng, users=40, rows=2500)
     pairs = random_pairs(rng, users=40, rows=1500)
@@ -135,19 +134,23 @@ def test_random_spines_match_the_reference_for_two_views(macros: MacroSet, db: d
     views = [
         spec(macros, "profile", ["user_id"], ["f_int", "f_float", "f_str"], ttl, "created"),
         spec(macros, "pairs", ["user_id", "shop"], ["g_value"], ttl),
+        # The same rows keyed by user alone, with their own TTL: g_value twice needs full names.
+        {**spec(macros, "pairs_by_user", ["user_id"], ["g_value"], "1 day"), "relation": '"pairs"'},
     ]
 
-    actual = run_join(db, macros, views, include_timestamps=True)
+    actual = run_join(db, macros, views, full_feature_names=True, include_timestamps=True)
 
     expected = expected_rows(
         spine,
         [
-            (point_in_time(spine, "at", profile, ["user_id"], "ts", ["f_int", "f_float", "f_str"], "created", ttl_us), "profile__event_timestamp"),
-            (point_in_time(spine, "at", pairs, ["user_id", "shop"], "ts", ["g_value"], None, ttl_us), "pairs__event_timestamp"),
+            ("profile", point_in_time(spine, "at", profile, ["user_id"], "ts", ["f_int", "f_float", "f_str"], "created", ttl_us)),
+            ("pairs", point_in_time(spine, "at", pairs, ["user_id", "shop"], "ts", ["g_value"], None, ttl_us)),
+            ("pairs_by_user", point_in_time(spine, "at", pairs, ["user_id"], "ts", ["g_value"], None, DAY)),
         ],
     )
+    assert list(actual[0]) == list(expected[0])
     assert not mismatches(actual, expected), mismatches(actual, expected)
-    assert sum(row["f_int"] is not None for row in actual) > 100, "the data should give many matches"
+    assert sum(row["profile__f_int"] is not None for row in actual) > 100, "the data should give many matches"
 
 
 def test_large_spine_comes_back_once_per_row_in_spine_order(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
@@ -286,6 +289,19 @@ def test_offsets_are_converted_to_utc_and_naive_means_utc(macros: MacroSet, db: 
     )
     actual = run_join(db, macros, [spec(macros, "profile", ["user_id"], ["f_int"])], include_timestamps=True)
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(None, None), (8, START + 10 * HOUR), (8, START + 10 * HOUR)]
+
+
+def test_nanosecond_inputs_are_rounded_to_the_nearest_microsecond(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+    # Every rule compares microseconds: a row 400 ns after the spine time rounds onto it
+    # (visible), one 600 ns after rounds to the next microsecond (not yet visible).
+    db.execute(
+        "create table profile as select * from (values"
+        " (1::bigint, timestamp_ns '2026-01-01 10:00:00.000000400', 1::bigint),"
+        " (2::bigint, timestamp_ns '2026-01-01 10:00:00.000000600', 2::bigint)) as t(user_id, ts, f_int)"
+    )
+    db.execute("create table spine as select * from (values (0, 1::bigint), (1, 2::bigint)) as t(id, user_id), (select timestamp '2026-01-01 10:00:00' as \"at\")")
+    actual = run_join(db, macros, [spec(macros, "profile", ["user_id"], ["f_int"])], include_timestamps=True)
+    assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(1, START + 10 * HOUR), (None, None)]
 
 
 def test_full_feature_names_prefix_the_view_and_avoid_collisions(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
