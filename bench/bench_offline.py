@@ -183,10 +183,9 @@ def _counts_at_or_before(keys: np.ndarray, entity_rank: np.ndarray, at: np.ndarr
 
 
 def pandas_windows(events: pd.DataFrame, spine: pd.DataFrame) -> pd.DataFrame:
-    """(t - w, t] at each spine time. Count, sum and avg: prefix sums over events sorted
-    by (entity, time), differenced at t and t - w (found by searchsorted). Max has no
-    prefix form, so spine times are stacked after the events at equal times and a
-    time-based groupby rolling max (closed='right' is (t - w, t]) is read at them."""
+    """(t - w, t] at each spine time, over events sorted by (entity, time): each window
+    is the slice [lower, upper) found by searchsorted at t - w and t. Count, sum and
+    avg difference prefix sums at the bounds; max reduces each slice."""
     events = events[events["entity_id"].notna() & events["event_timestamp"].notna()]
     entity = events["entity_id"].to_numpy(np.int64)
     at = events["event_timestamp"].to_numpy("datetime64[us]").astype(np.int64)
@@ -223,25 +222,16 @@ def pandas_windows(events: pd.DataFrame, spine: pd.DataFrame) -> pd.DataFrame:
             else:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     out[name] = np.where(counted > 0, total / counted, np.nan)
-    maxima = [(name, window) for name, (function, _c, window) in AGGREGATIONS.items() if function == "max"]
-    if maxima:
-        stacked = pd.DataFrame(
-            {
-                "entity_id": np.concatenate((entity, point_entity)),
-                "at": np.concatenate((at, point_at + base)).astype("datetime64[us]"),
-                "point": np.concatenate((np.full(len(at), -1), np.arange(len(point_at)))),
-                "amount": np.concatenate((amount, np.full(len(point_at), np.nan))),
-            }
-        )
-        # Events before points at the same time: rolling's right edge is the row itself.
-        stacked = stacked.iloc[np.lexsort((stacked["point"].to_numpy(), stacked["at"].to_numpy(), stacked["entity_id"].to_numpy()))]
-        is_point = stacked["point"].to_numpy() >= 0
-        grouped = stacked.groupby("entity_id", sort=False)
-        for name, window in maxima:
-            rolled = grouped.rolling(f"{WINDOWS[window]}D", on="at", closed="right")["amount"].max()
-            values = np.empty(len(point_at))
-            values[stacked["point"].to_numpy()[is_point]] = rolled.to_numpy()[is_point]
-            out[name] = values
+        elif function == "max":
+            # fmax ignores NaN (a NULL amount); reduceat over interleaved [lower, upper)
+            # bounds gives each window's max at the even positions, in C. Sorted by lower
+            # bound, the odd (discarded) slices between windows add up to at most one pass;
+            # a trailing NaN keeps an upper bound at the very end a valid index.
+            by_lower = np.argsort(lower, kind="stable")
+            bounds = np.column_stack((lower[by_lower], upper[by_lower])).ravel()
+            window_max = np.empty(len(lower))
+            window_max[by_lower] = np.fmax.reduceat(np.append(amount, np.nan), bounds)[::2]
+            out[name] = np.where(present & (upper > lower), window_max, np.nan)
     return out
 
 
@@ -312,7 +302,7 @@ def describe(task: str, rows: int, spine_rows: int, results: dict[str, Measureme
         )
     ratio = panda.median / duck.median
     lines.append(f"  duckdb is {ratio:.1f}x faster than pandas")
-    if task == "pit":
+    if task == "pit" and rows >= 10_000_000:
         met = duck.median < PIT_FLOOR_SECONDS and ratio >= PIT_FLOOR_RATIO
         lines.append(f"  floor (< {PIT_FLOOR_SECONDS} s and >= {PIT_FLOOR_RATIO}x pandas): {'met' if met else 'MISSED'}")
     return "\n".join(lines)

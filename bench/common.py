@@ -1,14 +1,13 @@
 """Measuring one engine at a time, each in its own child process.
 
 A child process per (task, engine, size) keeps peak memory separable: the peak RSS
-the kernel reports for a process is exactly that engine's, not the sum of whatever
-ran before it in the same interpreter.
+the kernel reports for a process is exactly that engine's, not whatever ran before
+it in the same interpreter.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -18,17 +17,31 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def rss_bytes() -> int:
-    """This process's resident set size now (Linux /proc)."""
+def _status_bytes(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status; this bench needs Linux")
+    raise RuntimeError(f"no {field} in /proc/self/status; this bench needs Linux")
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now."""
+    return _status_bytes("VmRSS")
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's peak resident set size (VmHWM). Not ru_maxrss: Linux carries that
+    across fork and exec, so a child would report its parent's peak."""
+    return _status_bytes("VmHWM")
+
+
+def reset_peak_rss() -> None:
+    """Starts VmHWM again from the current RSS (Linux 4.0+), so the peak covers only
+    what follows; where that is not allowed, the peak covers the whole process."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class Measurement:
 
 def time_repeatedly(run: Callable[[], Any], repeat: int, keep_first: Callable[[Any], None]) -> Measurement:
     """Runs `run` `repeat` times; the first result goes to `keep_first` outside the timing."""
+    reset_peak_rss()
     rss_before = rss_bytes()
     seconds = []
     for attempt in range(repeat):
