@@ -79,10 +79,7 @@ order by __fs_spine.__fs_row
 {% macro default__point_in_time_join_sql(spine, spine_timestamp, views, full_feature_names, include_timestamps, spine_columns) %}
 {%- set names = feature_store.pit_output_names(views, full_feature_names, include_timestamps) -%}
 with __fs_spine as (
-    select __fs_input.*,
-        row_number() over () as __fs_row,
-        {{ feature_store.normalize_timestamp('__fs_input.' ~ adapter.quote(spine_timestamp)) }} as __fs_at
-    from {{ spine }} as __fs_input
+    {{ feature_store.spine_rows(spine, spine_timestamp) }}
 )
 {%- for view in views %},
 __fs_view_{{ loop.index }} as (
@@ -119,10 +116,7 @@ __fs_match_{{ loop.index }} as (
 {% macro duckdb__point_in_time_join_sql(spine, spine_timestamp, views, full_feature_names, include_timestamps, spine_columns) %}
 {%- set names = feature_store.pit_output_names(views, full_feature_names, include_timestamps) -%}
 with __fs_spine as (
-    select __fs_input.*,
-        row_number() over () as __fs_row,
-        {{ feature_store.normalize_timestamp('__fs_input.' ~ adapter.quote(spine_timestamp)) }} as __fs_at
-    from {{ spine }} as __fs_input
+    {{ feature_store.spine_rows(spine, spine_timestamp) }}
 )
 {%- for view in views %}
 {%- set times = '__fs_times_' ~ loop.index %}

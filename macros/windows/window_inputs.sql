@@ -16,10 +16,7 @@ with __fs_events as (
 ),
 __fs_points as (
     {%- if plan.at == 'spine' %}
-    select __fs_input.*,
-        row_number() over () as __fs_row,
-        {{ feature_store.normalize_timestamp('__fs_input.' ~ adapter.quote(spine_timestamp)) }} as __fs_at
-    from {{ spine }} as __fs_input
+    {{ feature_store.spine_rows(spine, spine_timestamp) }}
     {%- else %}
     {%- set keys %}{% for key in plan.entity %}{{ adapter.quote(key) }}, {% endfor %}{% endset %}
     select {{ keys }}__fs_at, row_number() over (order by {{ keys }}__fs_at) as __fs_row
