@@ -6,6 +6,8 @@
 Two tasks, each at every feature-row count x one spine:
   pit      point_in_time_join_sql (TTL 7 days, created-timestamp tie-break) versus
            sort + drop_duplicates + pandas.merge_asof(direction='backward', tolerance=TTL).
+  historical  OfflineStore.historical, the code behind get_historical_features: a pandas
+           entity_df in, a pandas DataFrame out, versus the same merge_asof baseline.
   windows  window_aggregates(at='spine'), windows 1/7/30 days, count/sum/avg/max, versus
            prefix sums + searchsorted (count, sum, avg) and np.fmax.reduceat over the
            same slices (max): vectorized numpy, a deliberately strong baseline.
@@ -36,6 +38,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from bench.common import Measurement, mib, report_to_parent, run_child, time_repeatedly  # noqa: E402
 from serving.macros import MacroSet  # noqa: E402
+from serving.offline import OfflineStore  # noqa: E402
+from serving.registry import Feature, FeatureView  # noqa: E402
 
 SEED = 20240601
 START = np.datetime64("2024-01-01T00:00:00", "us").astype(np.int64)
@@ -122,8 +126,8 @@ def feature_relation(rows: int) -> str:
 # --- DuckDB: the project's macros -------------------------------------------------------
 
 
-def pit_sql(rows: int) -> str:
-    view = {
+def pit_view(rows: int) -> dict[str, Any]:
+    return {
         "name": "fv",
         "relation": feature_relation(rows),
         "entity": ["entity_id"],
@@ -132,7 +136,10 @@ def pit_sql(rows: int) -> str:
         "ttl": TTL,
         "features": [{"name": name} for name in FEATURES],
     }
-    return MacroSet(ROOT / "macros", "duckdb").call("point_in_time_join_sql", "spine", "as_of", [view], False, True, None)
+
+
+def pit_sql(rows: int) -> str:
+    return MacroSet(ROOT / "macros", "duckdb").call("point_in_time_join_sql", "spine", "as_of", [pit_view(rows)], False, True, None)
 
 
 def windows_sql(rows: int) -> str:
@@ -146,7 +153,22 @@ def windows_sql(rows: int) -> str:
     )
 
 
-def duckdb_runner(task: str, database: Path, rows: int) -> Callable[[], pa.Table]:
+def historical_runner(database: Path, rows: int) -> Callable[[], pd.DataFrame]:
+    """get_historical_features' own path: a pandas entity_df in, a pandas DataFrame out."""
+    spec = pit_view(rows)
+    view = FeatureView(
+        name="fv", relation=spec["relation"], entity=("entity_id",), timestamp_column="event_timestamp",
+        created_timestamp_column="created_timestamp", ttl=TTL["text"], ttl_seconds=TTL["seconds"], online=False,
+        owner=None, tags=(), description="", features=tuple(Feature(name, None, "") for name in FEATURES), spec=spec,
+    )
+    store = OfflineStore(database, MacroSet(ROOT / "macros", "duckdb"))
+    entity_df = _load(database, "select * from spine")
+    return lambda: store.historical(entity_df, [(view, FEATURES)], "as_of", False)
+
+
+def duckdb_runner(task: str, database: Path, rows: int) -> Callable[[], Any]:
+    if task == "historical":
+        return historical_runner(database, rows)
     sql = pit_sql(rows) if task == "pit" else windows_sql(rows)
     connection = duckdb.connect(str(database), read_only=True)
     connection.execute("set TimeZone = 'UTC'")
@@ -238,8 +260,10 @@ def pandas_windows(events: pd.DataFrame, spine: pd.DataFrame) -> pd.DataFrame:
 
 def pandas_runner(task: str, database: Path, rows: int) -> Callable[[], pd.DataFrame]:
     spine = _load(database, "select * from spine")
-    columns = "*" if task == "pit" else "entity_id, event_timestamp, amount"
+    columns = "entity_id, event_timestamp, amount" if task == "windows" else "*"
     events = _load(database, f"select {columns} from {feature_relation(rows)}")
+    if task == "historical":
+        return lambda: pandas_pit(events, spine).drop(columns="fv__event_timestamp")
     function = pandas_pit if task == "pit" else pandas_windows
     return lambda: function(events, spine)
 
@@ -303,7 +327,7 @@ def describe(task: str, rows: int, spine_rows: int, results: dict[str, Measureme
         )
     ratio = panda.median / duck.median
     lines.append(f"  duckdb is {ratio:.1f}x faster than pandas")
-    if task == "pit" and rows >= 10_000_000:
+    if task in ("pit", "historical") and rows >= 10_000_000:
         met = duck.median < PIT_FLOOR_SECONDS and ratio >= PIT_FLOOR_RATIO
         lines.append(f"  floor (< {PIT_FLOOR_SECONDS} s and >= {PIT_FLOOR_RATIO}x pandas): {'met' if met else 'MISSED'}")
     return "\n".join(lines)
@@ -315,7 +339,7 @@ def main() -> None:
     parser.add_argument("--spine-rows", type=int, default=1_000_000)
     parser.add_argument("--entities", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--tasks", nargs="+", choices=["pit", "windows"], default=["pit", "windows"])
+    parser.add_argument("--tasks", nargs="+", choices=["pit", "historical", "windows"], default=["pit", "historical", "windows"])
     parser.add_argument("--child", nargs=6, metavar=("TASK", "ENGINE", "DATABASE", "ROWS", "REPEAT", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
