@@ -1,0 +1,76 @@
+"""`featurestore materialize` and `featurestore get` against a real Redis, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from serving.store import FeatureStore
+
+AS_OF = "2026-02-01T12:00:00Z"
+
+
+def featurestore(project_dir: Path, redis_url: str, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": redis_url, "FEATURE_STORE_REDIS_PREFIX": prefix}
+    return subprocess.run(
+        [sys.executable, "-m", "serving", "--project-dir", str(project_dir), *args], capture_output=True, text=True, env=env
+    )
+
+
+def test_materialize_then_get_prints_the_offline_value_at_as_of(built_project, redis_url, prefix):
+    done = featurestore(built_project, redis_url, prefix, "materialize", "--as-of", AS_OF, "--select", "user_purchase_windows")
+    assert done.returncode == 0, done.stderr
+    assert "materialized 1 view(s)" in done.stdout
+
+    user = int(pd.read_parquet(built_project / "data" / "raw" / "purchases.parquet")["user_id"].iloc[0])
+    got = featurestore(
+        built_project, redis_url, prefix, "get", "user_purchase_windows:spend_30d", "user_purchase_windows:purchase_count_7d", "--entity", f"user_id={user}"
+    )
+
+    assert got.returncode == 0, got.stderr
+    printed = json.loads(got.stdout)
+    offline = FeatureStore(built_project).get_historical_features(
+        pd.DataFrame({"user_id": [user], "event_timestamp": [pd.Timestamp(AS_OF)]}),
+        ["user_purchase_windows:spend_30d", "user_purchase_windows:purchase_count_7d"],
+    )
+    assert printed["user_id"] == [user]
+    assert printed["spend_30d"] == [offline["spend_30d"].iloc[0]]
+    assert printed["purchase_count_7d"] == [int(offline["purchase_count_7d"].iloc[0])]
+    assert printed["spend_30d__status"] == ["present"]
+
+
+def test_get_with_a_wrong_entity_key_exits_1_naming_the_valid_key(built_project, redis_url, prefix):
+    featurestore(built_project, redis_url, prefix, "materialize", "--as-of", AS_OF, "--select", "user_features")
+
+    result = featurestore(built_project, redis_url, prefix, "get", "user_features:total_purchases", "--entity", "customer=3")
+
+    assert result.returncode == 1
+    assert "user_id" in result.stderr and "customer" in result.stderr
+
+
+def test_get_with_a_non_integer_key_value_exits_1(built_project, redis_url, prefix):
+    result = featurestore(built_project, redis_url, prefix, "get", "user_features:total_purchases", "--entity", "user_id=abc")
+
+    assert result.returncode == 1
+    assert "user_id is an integer; got 'abc'" in result.stderr
+
+
+def test_materialize_of_an_unknown_view_exits_1_listing_the_online_views(built_project, redis_url, prefix):
+    result = featurestore(built_project, redis_url, prefix, "materialize", "--select", "user_featurez")
+
+    assert result.returncode == 1
+    assert "'user_featurez'" in result.stderr and "user_features" in result.stderr
+
+
+def test_materialize_with_redis_down_exits_1_naming_the_url(built_project, prefix):
+    result = featurestore(built_project, "redis://:secret@127.0.0.1:1/0", prefix, "materialize", "--as-of", AS_OF)
+
+    assert result.returncode == 1
+    assert "127.0.0.1:1" in result.stderr
+    assert "secret" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
