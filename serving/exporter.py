@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import hiredis
 import msgpack
@@ -27,16 +27,16 @@ import numpy as np
 import redis
 from tqdm import tqdm
 
-from serving.encoding import RowLayout, encode_keys, encode_rows, key_hashes
+from serving.encoding import RowLayout, encode_keys, encode_rows
 from serving.offline import OfflineStore, to_utc_naive
-from serving.online import ENTITIES_PER_BUCKET, KeySpace, buckets_for, parse_pointer, pointer, redis_call
+from serving.online import KeySpace, parse_pointer, pointer, redis_call
 from serving.registry import FeatureView
 
 # Test hook: seconds to sleep after each written batch, so a test can kill an export mid-way.
 PAUSE_ENV = "FEATURE_STORE_EXPORT_PAUSE_SECONDS"
 BATCH_ENTITIES = 50_000
-# An incremental export rewrites the view when it outgrew its buckets this much.
-MAX_BUCKET_GROWTH = 4
+# Keys per UNLINK, MGET or DEL: big enough to amortise a command, small enough not to stall readers.
+KEYS_PER_COMMAND = 10_000
 
 
 @dataclass
@@ -87,7 +87,6 @@ class _Encoded:
     layout: RowLayout
     keys: list[bytes]
     blobs: list[bytes]
-    hashes: np.ndarray
 
 
 class Exporter:
@@ -123,37 +122,36 @@ class Exporter:
         current = self.pointers()
         switch = self.client.pipeline(transaction=True)
         new_pointers: dict[str, str] = {}
-        replaced: list[tuple[str, int, int]] = []
+        replaced: list[tuple[str, int]] = []
         with tqdm(desc="materialize", unit="entity", disable=not self.progress, leave=False) as bar:
             for view in views:
                 encoded = self._encode(view, as_of)
                 bar.total = (bar.total or 0) + len(encoded.keys)
                 bar.refresh()
                 old = current.get(view.name)
-                if incremental and old and self._can_patch(encoded, *old):
-                    summary.views.append(self._queue_changes(switch, encoded, old[0], old[1], as_of))
+                if incremental and old is not None and self._can_patch(encoded, old):
+                    summary.views.append(self._queue_changes(switch, encoded, old, as_of))
                     bar.update(len(encoded.keys))
                     continue
                 export = self._write_version(encoded, as_of, bar)
                 summary.views.append(export)
-                new_pointers[view.name] = pointer(export.version, buckets_for(export.entities))
-                if old:
-                    replaced.append((view.name, *old))
+                new_pointers[view.name] = pointer(export.version)
+                if old is not None:
+                    replaced.append((view.name, old))
         if new_pointers:
             switch.hset(self.keys.current, mapping=new_pointers)
         switch.execute()
-        for name, version, buckets in replaced:
-            self._drop_version(name, version, buckets)
+        for name, version in replaced:
+            self._drop_version(name, version)
         summary.seconds = time.perf_counter() - started
         return summary
 
     def _encode(self, view: FeatureView, as_of: dt.datetime) -> _Encoded:
         table = self.offline.snapshot(view, as_of)
         layout = RowLayout.for_schema(table.schema, view.feature_names)
-        keys = encode_keys(table, view.entity)
-        return _Encoded(view, layout, keys, encode_rows(table, layout), key_hashes(keys))
+        return _Encoded(view, layout, encode_keys(table, view.entity), encode_rows(table, layout))
 
-    def _meta(self, encoded: _Encoded, as_of: dt.datetime, version: int, buckets: int) -> bytes:
+    def _meta(self, encoded: _Encoded, as_of: dt.datetime, version: int) -> bytes:
         return msgpack.packb(
             {
                 "view": encoded.view.name,
@@ -162,35 +160,34 @@ class Exporter:
                 "as_of": to_utc_naive(as_of).isoformat(),
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(),
                 "version": version,
-                "buckets": buckets,
             }
         )
 
     def _write_version(self, encoded: _Encoded, as_of: dt.datetime, bar: tqdm) -> ViewExport:
         name = encoded.view.name
         version = int(self.client.incr(self.keys.version_counter))
-        buckets = buckets_for(len(encoded.keys))
         # Registered before any row is written, so a killed run's rows can be found.
         register = self.client.pipeline(transaction=True)
-        register.set(self.keys.meta(name, version), self._meta(encoded, as_of, version, buckets))
+        register.set(self.keys.meta(name, version), self._meta(encoded, as_of, version))
         register.sadd(self.keys.versions(name), version)
         register.execute()
+        index = self.keys.index(name, version)
+        rows = self.keys.rows(name, version)
+        fixed = _fixed_widths(encoded.keys, encoded.blobs)
         sent = 0
         with _BulkWriter(self.client) as writer:
-            batch: list[bytes] = []
-            queued = 0
-            for bucket, count, packed in _packed_hsets(encoded.keys, encoded.blobs, encoded.hashes, buckets):
-                batch.append(b"%s%s" % (_hset_header(self.keys.bucket(name, version, bucket), count), packed))
-                queued += count
-                if queued >= self.batch_entities:
-                    sent += self._send(writer, batch, bar, queued)
-                    batch, queued = [], 0
-            sent += self._send(writer, batch, bar, queued)
+            for start in range(0, len(encoded.keys), self.batch_entities):
+                keys = encoded.keys[start : start + self.batch_entities]
+                blobs = encoded.blobs[start : start + self.batch_entities]
+                # The index entry goes first on the same connection, so Redis has it before any row.
+                commands = [
+                    hiredis.pack_command(("RPUSH", index, msgpack.packb(keys))),
+                    _command(b"MSET", rows, keys, blobs, fixed),
+                ]
+                sent += self._send(writer, commands, bar, len(keys))
         return ViewExport(name, len(encoded.keys), len(encoded.keys), 0, sent, version, incremental=False)
 
     def _send(self, writer: _BulkWriter, batch: list[bytes], bar: tqdm, entities: int) -> int:
-        if not batch:
-            return 0
         sent = writer.send(batch)
         bar.update(entities)
         if self.pause:
@@ -198,46 +195,54 @@ class Exporter:
             time.sleep(self.pause)
         return sent
 
-    def _can_patch(self, encoded: _Encoded, version: int, buckets: int) -> bool:
+    def _can_patch(self, encoded: _Encoded, version: int) -> bool:
         meta = self.client.get(self.keys.meta(encoded.view.name, version))
         if meta is None:
             return False
         saved = msgpack.unpackb(meta)
-        return (
-            saved["layout"] == encoded.layout.to_dict()
-            and saved["entity"] == list(encoded.view.entity)
-            and len(encoded.keys) <= MAX_BUCKET_GROWTH * buckets * ENTITIES_PER_BUCKET
-        )
+        return saved["layout"] == encoded.layout.to_dict() and saved["entity"] == list(encoded.view.entity)
 
-    def _queue_changes(self, switch: Any, encoded: _Encoded, version: int, buckets: int, as_of: dt.datetime) -> ViewExport:
+    def _queue_changes(self, switch: Any, encoded: _Encoded, version: int, as_of: dt.datetime) -> ViewExport:
         name = encoded.view.name
-        held = self._read_version(name, version, buckets)
+        rows = self.keys.rows(name, version)
+        indexed = self._indexed_keys(name, version)
+        held = self._read_rows(rows, indexed)
         changed = [i for i, (key, blob) in enumerate(zip(encoded.keys, encoded.blobs)) if held.get(key) != blob]
-        gone = set(held).difference(encoded.keys)
+        gone = sorted(set(held).difference(encoded.keys))
         keys = [encoded.keys[i] for i in changed]
         blobs = [encoded.blobs[i] for i in changed]
-        written = 0
-        for bucket, fields in _by_bucket(keys, blobs, encoded.hashes[changed], buckets):
-            switch.execute_command("HSET", self.keys.bucket(name, version, bucket), *fields)
-            written += sum(map(len, fields))
-        gone_keys = sorted(gone)
-        for bucket, members in _group(gone_keys, key_hashes(gone_keys), buckets):
-            switch.hdel(self.keys.bucket(name, version, bucket), *members)
-        switch.set(self.keys.meta(name, version), self._meta(encoded, as_of, version, buckets))
-        return ViewExport(name, len(encoded.keys), len(changed), len(gone_keys), written, version, incremental=True)
+        listed = set(indexed)
+        unlisted = [key for key in keys if key not in listed]
+        if unlisted:
+            switch.rpush(self.keys.index(name, version), msgpack.packb(unlisted))
+        for start in range(0, len(keys), KEYS_PER_COMMAND):
+            pairs = zip(keys[start : start + KEYS_PER_COMMAND], blobs[start : start + KEYS_PER_COMMAND])
+            switch.execute_command("MSET", *(part for key, blob in pairs for part in (rows + key, blob)))
+        for start in range(0, len(gone), KEYS_PER_COMMAND):
+            switch.execute_command("DEL", *(rows + key for key in gone[start : start + KEYS_PER_COMMAND]))
+        switch.set(self.keys.meta(name, version), self._meta(encoded, as_of, version))
+        written = sum(map(len, keys)) + sum(map(len, blobs))
+        return ViewExport(name, len(encoded.keys), len(changed), len(gone), written, version, incremental=True)
 
-    def _read_version(self, name: str, version: int, buckets: int) -> dict[bytes, bytes]:
+    def _indexed_keys(self, name: str, version: int) -> list[bytes]:
+        """Every entity key the version's index lists (once each), in the order they were written."""
+        index = self.keys.index(name, version)
+        keys: list[bytes] = []
+        page = 16
+        for start in range(0, int(self.client.llen(index)), page):
+            for packed in self.client.lrange(index, start, start + page - 1):
+                keys += msgpack.unpackb(packed)
+        return list(dict.fromkeys(keys))
+
+    def _read_rows(self, rows: bytes, keys: list[bytes]) -> dict[bytes, bytes]:
         held: dict[bytes, bytes] = {}
-        step = max(1, self.batch_entities // ENTITIES_PER_BUCKET)
-        for start in range(0, buckets, step):
-            pipe = self.client.pipeline(transaction=False)
-            for bucket in range(start, min(start + step, buckets)):
-                pipe.hgetall(self.keys.bucket(name, version, bucket))
-            for part in pipe.execute():
-                held.update(part)
+        for start in range(0, len(keys), KEYS_PER_COMMAND):
+            chunk = keys[start : start + KEYS_PER_COMMAND]
+            blobs = self.client.execute_command("MGET", *(rows + key for key in chunk))
+            held.update((key, blob) for key, blob in zip(chunk, blobs) if blob is not None)
         return held
 
-    def pointers(self) -> dict[str, tuple[int, int]]:
+    def pointers(self) -> dict[str, int]:
         return {name.decode(): parse_pointer(value) for name, value in self.client.hgetall(self.keys.current).items()}
 
     def clean_leftovers(self, view_names: Sequence[str]) -> int:
@@ -245,20 +250,26 @@ class Exporter:
         current = self.pointers()
         dropped = 0
         for name in view_names:
-            live = current.get(name, (None, 0))[0]
+            live = current.get(name)
             for member in self.client.smembers(self.keys.versions(name)):
                 version = int(member)
                 if version != live:
-                    meta = self.client.get(self.keys.meta(name, version))
-                    buckets = msgpack.unpackb(meta)["buckets"] if meta else 0
-                    self._drop_version(name, version, buckets)
+                    self._drop_version(name, version)
                     dropped += 1
         return dropped
 
-    def _drop_version(self, name: str, version: int, buckets: int) -> None:
-        doomed = self.keys.version_keys(name, version, buckets)
-        for start in range(0, len(doomed), 10_000):
-            self.client.unlink(*doomed[start : start + 10_000])
+    def _drop_version(self, name: str, version: int) -> None:
+        rows = self.keys.rows(name, version)
+        keys = self._indexed_keys(name, version)
+        fixed = _fixed_widths(keys, None)
+        with _BulkWriter(self.client) as writer:
+            for start in range(0, len(keys), self.batch_entities):
+                part = keys[start : start + self.batch_entities]
+                writer.send(
+                    [_command(b"UNLINK", rows, part[i : i + KEYS_PER_COMMAND], None, fixed) for i in range(0, len(part), KEYS_PER_COMMAND)]
+                )
+        # The index goes last: a drop cut short is finished by the next clean_leftovers.
+        self.client.unlink(self.keys.meta(name, version), self.keys.index(name, version))
         self.client.srem(self.keys.versions(name), version)
 
 
@@ -298,61 +309,39 @@ class _BulkWriter:
             self._pool.release(self._connection)
 
 
-def _bucket_order(hashes: np.ndarray, buckets: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """Row order sorted by bucket (hash mod buckets), and (bucket, start, end) of each non-empty bucket."""
-    bucket_of = hashes % buckets
-    order = np.argsort(bucket_of, kind="stable")
-    ends = np.cumsum(np.bincount(bucket_of, minlength=buckets)).tolist()
-    spans = [(bucket, start, end) for bucket, (start, end) in enumerate(zip([0, *ends[:-1]], ends)) if end > start]
-    return order, spans
+def _fixed_widths(keys: list[bytes], blobs: list[bytes] | None) -> tuple[int, int] | None:
+    """(key width, blob width) when every key has one length and so does every blob, else None."""
+    key_widths = set(map(len, keys))
+    blob_widths = set(map(len, blobs)) if blobs is not None else {0}
+    if len(key_widths) == 1 and len(blob_widths) == 1:
+        return key_widths.pop(), blob_widths.pop()
+    return None
 
 
-def _group(items: list[bytes], hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, list[bytes]]]:
-    order, spans = _bucket_order(hashes, buckets)
-    ordered = [items[i] for i in order.tolist()]
-    for bucket, start, end in spans:
-        yield bucket, ordered[start:end]
+def _command(name: bytes, rows: bytes, keys: list[bytes], blobs: list[bytes] | None, fixed: tuple[int, int] | None) -> bytes:
+    """`name` over the row keys `rows + key` (each followed by its blob, if given), in the Redis protocol.
 
-
-def _hset_header(key: str, pairs: int) -> bytes:
-    raw = key.encode()
-    return b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * pairs, len(raw), raw)
-
-
-def _packed_hsets(keys: list[bytes], blobs: list[bytes], hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, int, bytes]]:
-    """Per non-empty bucket: (bucket, pairs, its field/value pairs in the Redis protocol).
-
-    When every key and every blob has one length (integer keys, no variable-width
-    feature), the whole protocol text is laid out by numpy in one pass; packing a
-    million pairs one by one costs more than Redis takes to store them."""
-    if not keys:
-        return
-    key_width, blob_width = len(keys[0]), len(blobs[0])
-    if any(len(key) != key_width for key in keys) or any(len(blob) != blob_width for blob in blobs):
-        for bucket, fields in _by_bucket(keys, blobs, hashes, buckets):
-            yield bucket, len(fields) // 2, hiredis.pack_command(("X", *fields))[len(b"*%d\r\n$1\r\nX\r\n" % (len(fields) + 1)) :]
-        return
-    order, spans = _bucket_order(hashes, buckets)
-    key_head, blob_head = b"$%d\r\n" % key_width, b"$%d\r\n" % blob_width
-    layout = np.dtype(
-        [("kh", f"S{len(key_head)}"), ("k", f"V{key_width}"), ("ke", "S2"), ("bh", f"S{len(blob_head)}"), ("b", f"V{blob_width}"), ("be", "S2")]
-    )
-    pairs = np.empty(len(keys), dtype=layout)
-    pairs["kh"], pairs["ke"], pairs["bh"], pairs["be"] = key_head, b"\r\n", blob_head, b"\r\n"
-    pairs["k"] = np.frombuffer(b"".join(keys), dtype=f"V{key_width}")[order]
-    pairs["b"] = np.frombuffer(b"".join(blobs), dtype=f"V{blob_width}")[order]
-    text = pairs.tobytes()
-    width = layout.itemsize
-    for bucket, start, end in spans:
-        yield bucket, end - start, text[start * width : end * width]
-
-
-def _by_bucket(keys: list[bytes], blobs: list[bytes], hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, list[bytes]]]:
-    """HSET field/value lists per bucket: key, blob, key, blob..."""
-    order, spans = _bucket_order(hashes, buckets)
-    rows = order.tolist()
-    flat: list[bytes] = [b""] * (2 * len(keys))
-    flat[0::2] = [keys[i] for i in rows]
-    flat[1::2] = [blobs[i] for i in rows]
-    for bucket, start, end in spans:
-        yield bucket, flat[2 * start : 2 * end]
+    With fixed widths (integer keys, no variable-width feature) numpy lays out the
+    whole text in one pass; packing a million arguments one by one costs more than
+    Redis takes to store them."""
+    args = len(keys) * (1 if blobs is None else 2)
+    head = b"*%d\r\n$%d\r\n%s\r\n" % (1 + args, len(name), name)
+    if fixed is None:
+        if blobs is None:
+            return head + b"".join(b"$%d\r\n%s%s\r\n" % (len(rows) + len(key), rows, key) for key in keys)
+        return head + b"".join(
+            b"$%d\r\n%s%s\r\n$%d\r\n%s\r\n" % (len(rows) + len(key), rows, key, len(blob), blob) for key, blob in zip(keys, blobs)
+        )
+    key_width, blob_width = fixed
+    key_head = b"$%d\r\n%s" % (len(rows) + key_width, rows)
+    fields = [("kh", f"S{len(key_head)}"), ("k", f"V{key_width}"), ("ke", "S2")]
+    if blobs is not None:
+        blob_head = b"$%d\r\n" % blob_width
+        fields += [("bh", f"S{len(blob_head)}"), ("b", f"V{blob_width}"), ("be", "S2")]
+    text = np.empty(len(keys), dtype=np.dtype(fields))
+    text["kh"], text["ke"] = key_head, b"\r\n"
+    text["k"] = np.frombuffer(b"".join(keys), dtype=f"V{key_width}")
+    if blobs is not None:
+        text["bh"], text["be"] = blob_head, b"\r\n"
+        text["b"] = np.frombuffer(b"".join(blobs), dtype=f"V{blob_width}")
+    return head + text.tobytes()

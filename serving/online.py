@@ -2,15 +2,18 @@
 
 Key space, for prefix P and view V (one version = one complete snapshot of a view):
 
-    P:current               hash  V -> "<version>:<buckets>", the version readers use
+    P:current               hash  V -> "<version>", the version readers use
     P:version_counter       int   source of version numbers
     P:V:versions            set   every version written, finished or not (for cleanup)
-    P:V:<version>:meta      str   msgpack: row layout, entity keys, as_of, created, buckets
-    P:V:<version>:b<i>      hash  entity key bytes -> row blob, for keys with crc32 % buckets == i
+    P:V:<version>:meta      str   msgpack: row layout, entity keys, as_of, created
+    P:V:<version>:index     list  msgpack arrays of entity key bytes, one per written batch
+    P:V:<version>:<key>     str   row blob of the entity whose key bytes are <key>
 
-Entities live in hash buckets (~128 each) rather than one key per entity so a version
-is a known, small set of keys: dropping an old or half-written version is a few
-thousand UNLINKs instead of a SCAN over the whole key space.
+One string per entity lets a reader fetch any number of rows with one MGET. Entity
+key bytes start with a type tag byte (0x01, 0x02), so they never read as "meta" or
+"index". The exporter pushes a batch's keys onto the index before it writes the
+batch, so every row key of a version, even a half-written one, is listed there:
+dropping a version reads its index and UNLINKs in big batches, never SCANs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from serving.errors import OnlineStoreError
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_PREFIX = "fs"
-ENTITIES_PER_BUCKET = 128
 
 
 def resolve_url(redis_url: str | None) -> str:
@@ -78,25 +80,21 @@ class KeySpace:
     def meta(self, view: str, version: int | str) -> str:
         return f"{self.prefix}:{view}:{version}:meta"
 
-    def bucket(self, view: str, version: int | str, index: int) -> str:
-        return f"{self.prefix}:{view}:{version}:b{index}"
+    def index(self, view: str, version: int | str) -> str:
+        return f"{self.prefix}:{view}:{version}:index"
 
-    def version_keys(self, view: str, version: int | str, buckets: int) -> list[str]:
-        return [self.meta(view, version), *(self.bucket(view, version, i) for i in range(buckets))]
-
-
-def pointer(version: int, buckets: int) -> str:
-    return f"{version}:{buckets}"
+    def rows(self, view: str, version: int | str) -> bytes:
+        """The start of every row key of a version; the entity key bytes follow it."""
+        return f"{self.prefix}:{view}:{version}:".encode()
 
 
-def parse_pointer(value: bytes | str) -> tuple[int, int]:
+def pointer(version: int) -> str:
+    return str(version)
+
+
+def parse_pointer(value: bytes | str) -> int:
     text = value.decode() if isinstance(value, bytes) else value
-    version, _, buckets = text.partition(":")
-    return int(version), int(buckets)
-
-
-def buckets_for(entities: int) -> int:
-    return max(1, -(-entities // ENTITIES_PER_BUCKET))
+    return int(text.partition(":")[0])
 
 
 def redis_call(url: str, action: Any, *args: Any, **kwargs: Any) -> Any:

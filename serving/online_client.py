@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import zlib
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import redis
 
-from serving.encoding import RowDecoder, RowLayout, key_part
+from serving.encoding import INT_KEY_WIDTH, RowDecoder, RowLayout, key_part, packed_int_keys
 from serving.errors import EntityKeyError, OnlineStoreError
 from serving.online import KeySpace, mask_password, redis_call
 from serving.registry import FeatureView, Registry
@@ -30,35 +30,57 @@ NULL = "null"
 MISSING = "missing"
 OUTSIDE_TTL = "outside_ttl"
 
-# ARGV: prefix, view count, then per view: name, known version, entity count,
-# then (crc32, key bytes) per entity. Returns per view: false (no snapshot) or
-# {version, meta or false, row or false...}.
+# ARGV: prefix, view count, then per view: name, known version, entity count, key
+# width, then either all keys back to back in one argument (width > 0) or one key
+# per argument (width 0). Returns per view: false (no snapshot) or
+# {version, meta or false, {row or false...}}.
 _READ_SCRIPT = """
 local prefix = ARGV[1]
 local pointers = prefix .. ':current'
 local out = {}
 local at = 3
 for v = 1, tonumber(ARGV[2]) do
-  local name, known, count = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
-  at = at + 3
+  local name, known, count, width = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+  at = at + 4
   local current = redis.call('HGET', pointers, name)
   if not current then
     out[v] = false
   else
-    local version, buckets = string.match(current, '^(%d+):(%d+)$')
-    buckets = tonumber(buckets)
+    local version = string.match(current, '^%d+')
     local base = prefix .. ':' .. name .. ':' .. version
-    local rows = {version, false}
+    local meta = false
     if version ~= known then
-      rows[2] = redis.call('GET', base .. ':meta')
+      meta = redis.call('GET', base .. ':meta')
     end
-    base = base .. ':b'
-    for i = 1, count do
-      rows[i + 2] = redis.call('HGET', base .. string.format('%d', tonumber(ARGV[at]) % buckets), ARGV[at + 1])
-      at = at + 2
+    base = base .. ':'
+    local names = {}
+    if width > 0 then
+      local packed = ARGV[at]
+      for i = 1, count do
+        names[i] = base .. string.sub(packed, (i - 1) * width + 1, i * width)
+      end
+    else
+      for i = 1, count do
+        names[i] = base .. ARGV[at + i - 1]
+      end
     end
-    out[v] = rows
+    local rows = {}
+    if count <= 4000 then
+      if count > 0 then
+        rows = redis.call('MGET', unpack(names))
+      end
+    else
+      -- unpack() is bounded by Lua's C stack: big requests go in slices.
+      for first = 1, count, 4000 do
+        local part = redis.call('MGET', unpack(names, first, math.min(first + 3999, count)))
+        for i = 1, #part do
+          rows[first + i - 1] = part[i]
+        end
+      end
+    end
+    out[v] = {version, meta, rows}
   end
+  at = at + (width > 0 and 1 or count)
 end
 return out
 """
@@ -100,6 +122,7 @@ class OnlineResponse:
 class _Request:
     views: list[tuple[FeatureView, list[str], list[str]]]  # view, its features, their output column names
     entity_columns: list[str]
+    types: dict[str, type | None]  # entity key -> the Python type its values must have, if known
 
 
 class OnlineClient:
@@ -130,7 +153,8 @@ class OnlineClient:
                     "ask for full_feature_names=True"
                 )
             entity_columns = list(dict.fromkeys(key for view, _, _ in views for key in view.entity))
-            plan = _Request(views, entity_columns)
+            types = {key: _python_type(view.entity_types.get(key)) for view, _, _ in views for key in view.entity}
+            plan = _Request(views, entity_columns, types)
             self._requests[cache_key] = plan
         return plan
 
@@ -138,23 +162,24 @@ class OnlineClient:
         self, features: Sequence[str], entity_rows: Sequence[Mapping[str, Any]], full_feature_names: bool = False
     ) -> OnlineResponse:
         plan = self._plan(features, full_feature_names)
-        self._check_rows(plan, entity_rows)
+        columns = self._entity_columns(plan, entity_rows)
+        count = len(entity_rows)
         args: list[Any] = [self.keys.prefix, len(plan.views)]
-        crc32 = zlib.crc32
         for view, _, _ in plan.views:
-            args += [view.name, self._known.get(view.name, ""), len(entity_rows)]
+            args += [view.name, self._known.get(view.name, ""), count]
             entity = view.entity
-            if len(entity) == 1:
-                keys = [key_part(row[entity[0]]) for row in entity_rows]
+            if len(entity) == 1 and plan.types[entity[0]] is int:
+                args += [INT_KEY_WIDTH, _int_keys(entity[0], columns[entity[0]])]
+            elif len(entity) == 1:
+                args.append(0)
+                args += [key_part(value) for value in columns[entity[0]]]
             else:
-                keys = [b"".join([key_part(row[name]) for name in entity]) for row in entity_rows]
-            for key in keys:
-                args += (crc32(key), key)
+                args.append(0)
+                args += [b"".join([key_part(value) for value in values]) for values in zip(*(columns[name] for name in entity))]
         replies = redis_call(self.url, self._evalsha, args)
-        columns: dict[str, list[Any]] = {name: [row[name] for row in entity_rows] for name in plan.entity_columns}
         response = OnlineResponse(columns)
         for (view, names, outputs), reply in zip(plan.views, replies):
-            self._fill(response, view, names, outputs, reply, len(entity_rows))
+            self._fill(response, view, names, outputs, reply)
         return response
 
     def _evalsha(self, args: list[Any]) -> Any:
@@ -183,23 +208,26 @@ class OnlineClient:
             finally:
                 pool.release(connection)
 
-    def _fill(self, response: OnlineResponse, view: FeatureView, names: list[str], outputs: list[str], reply: Any, count: int) -> None:
+    def _fill(self, response: OnlineResponse, view: FeatureView, names: list[str], outputs: list[str], reply: Any) -> None:
         if not reply:
             raise OnlineStoreError(
                 f"feature view '{view.name}' has no online snapshot under prefix '{self.keys.prefix}' at {mask_password(self.url)}; run materialize first"
             )
-        version = reply[0].decode()
-        decoder = self._decoder(view.name, version, reply[1])
+        version, meta, blobs = reply
+        decoder = self._decoder(view.name, version.decode(), meta)
         positions = [decoder.layout.features.index(name) for name in names]
-        decode = decoder.decode
-        rows = [None if blob is None else decode(blob) for blob in reply[2:]]
-        stamps = [row[0] if row is not None else None for row in rows]
-        base = [MISSING if row is None else OUTSIDE_TTL if row[0] is None else PRESENT for row in rows]
-        found = [row[1] if row is not None and row[0] is not None else None for row in rows]
-        for output, position in zip(outputs, positions):
-            column = [None if values is None else values[position] for values in found]
+        stamps, columns = decoder.columns(blobs, positions)
+        count = len(blobs)
+        if None in stamps:
+            base = [MISSING if blob is None else OUTSIDE_TTL if stamp is None else PRESENT for blob, stamp in zip(blobs, stamps)]
+        else:
+            base = [PRESENT] * count
+        for output, column in zip(outputs, columns):
             response.columns[output] = column
-            response.statuses[output] = [NULL if value is None and status is PRESENT else status for status, value in zip(base, column)]
+            if None in column:
+                response.statuses[output] = [NULL if value is None and status is PRESENT else status for status, value in zip(base, column)]
+            else:
+                response.statuses[output] = list(base)
             response.event_timestamps[output] = stamps
 
     def _decoder(self, view: str, version: str, meta: bytes | None) -> RowDecoder:
@@ -214,6 +242,20 @@ class OnlineClient:
             self._decoders[(view, version)] = decoder
         self._known[view] = version
         return decoder
+
+    def _entity_columns(self, plan: _Request, entity_rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The entity key columns of the request; checked in bulk, and row by row only to name a fault."""
+        try:
+            columns = {name: [row[name] for row in entity_rows] for name in plan.entity_columns}
+        except (KeyError, TypeError):
+            self._check_rows(plan, entity_rows)
+            raise
+        if entity_rows and set(map(len, entity_rows)) != {len(plan.entity_columns)}:
+            self._check_rows(plan, entity_rows)
+        for name, wanted in plan.types.items():
+            if wanted is not None and not set(map(type, columns[name])) <= {wanted}:
+                self._check_rows(plan, entity_rows)
+        return columns
 
     def _check_rows(self, plan: _Request, entity_rows: Sequence[Mapping[str, Any]]) -> None:
         expected = set(plan.entity_columns)
@@ -241,3 +283,10 @@ class OnlineClient:
                     raise EntityKeyError(
                         f"entity row {index}: {key}={value!r} is a {type(value).__name__}; {key} needs a {wanted.__name__}"
                     )
+
+
+def _int_keys(name: str, values: list[Any]) -> bytes:
+    try:
+        return packed_int_keys(values)
+    except struct.error as error:
+        raise EntityKeyError(f"entity key {name} holds a value outside the 64-bit integer range: {error}") from error
