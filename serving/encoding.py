@@ -280,6 +280,7 @@ class RowDecoder:
         self._converters = {i: _converter(layout.kinds[i], layout.time_zones[i]) for i in self._fixed}
         # Field of each fixed-width feature in the unpacked struct (bitmap and event time come first).
         self._slots = {i: slot for slot, i in enumerate(self._fixed, start=2)}
+        self._column_converters = {i: _column_converter(layout.kinds[i], layout.time_zones[i]) for i in self._fixed}
         # Only ints, floats and bools, no NULL: the struct's values are the features, in order.
         self._plain = not self._tail and not any(self._converters.values())
         self._no_nulls = bytes(layout.bitmap_bytes)
@@ -301,9 +302,12 @@ class RowDecoder:
                 values[i] = value
         return event, values
 
-    def columns(self, blobs: Sequence[bytes | None], positions: Sequence[int]) -> tuple[list[dt.datetime | None], list[list[Any]]]:
+    def columns(
+        self, blobs: Sequence[bytes | None], positions: Sequence[int]
+    ) -> tuple[list[dt.datetime | None], list[list[Any]], list[list[int]]]:
         """Per row: the event time (None for a missing blob or a row outside its TTL); per
-        position: that feature's column (None where NULL, missing or outside TTL)."""
+        position: that feature's column (None where NULL, missing or outside TTL), and the
+        rows where it is NULL in a row that is there and inside its TTL."""
         count = len(blobs)
         present = blobs if None not in blobs else [blob for blob in blobs if blob is not None]
         joined = b"".join(present)
@@ -311,44 +315,81 @@ class RowDecoder:
             return self._columns_row_by_row(blobs, positions)
         # One C pass unpacks every row and another transposes them into fields.
         fields = list(zip(*self._struct.iter_unpack(joined))) or [()] * (2 + len(self._fixed))
-        add, delta = EPOCH.__add__, dt.timedelta
-        events: list[Any] = [add(delta(0, 0, micros)) for micros in fields[1]]
-        columns: list[list[Any]] = []
-        for position in positions:
-            values = fields[self._slots[position]]
-            convert = self._converters[position]
-            columns.append([convert(value) for value in values] if convert else list(values))
+        events: list[Any] = naive_times(fields[1])
+        columns = [self._column_converters[position](fields[self._slots[position]]) for position in positions]
+        rows_at = None if len(present) == count else [row for row, blob in enumerate(blobs) if blob is not None]
+        nulls: list[list[int]] = [[] for _ in positions]
         bitmaps = fields[0]
         if bitmaps.count(self._no_nulls) != len(bitmaps):
-            self._blank_nulls(bitmaps, events, columns, positions)
-        if len(present) != count:
+            self._blank_nulls(bitmaps, events, columns, positions, nulls, rows_at)
+        if rows_at is not None:
             events = _spread(events, blobs)
             columns = [_spread(column, blobs) for column in columns]
-        return events, columns
+        return events, columns, nulls
 
-    def _blank_nulls(self, bitmaps: Sequence[bytes], events: list[Any], columns: list[list[Any]], positions: Sequence[int]) -> None:
+    def _blank_nulls(
+        self,
+        bitmaps: Sequence[bytes],
+        events: list[Any],
+        columns: list[list[Any]],
+        positions: Sequence[int],
+        nulls: list[list[int]],
+        rows_at: list[int] | None,
+    ) -> None:
         for row, packed in enumerate(bitmaps):
             if packed == self._no_nulls:
                 continue
             bitmap = int.from_bytes(packed, "little")
-            outside_ttl = bitmap & 1
-            if outside_ttl:
+            if bitmap & 1:
                 events[row] = None
-            for column, position in zip(columns, positions):
-                if outside_ttl or (bitmap >> (position + 1)) & 1:
+                for column in columns:
                     column[row] = None
+                continue
+            for column, position, nulled in zip(columns, positions, nulls):
+                if (bitmap >> (position + 1)) & 1:
+                    column[row] = None
+                    nulled.append(row if rows_at is None else rows_at[row])
 
-    def _columns_row_by_row(self, blobs: Sequence[bytes | None], positions: Sequence[int]) -> tuple[list[dt.datetime | None], list[list[Any]]]:
+    def _columns_row_by_row(
+        self, blobs: Sequence[bytes | None], positions: Sequence[int]
+    ) -> tuple[list[dt.datetime | None], list[list[Any]], list[list[int]]]:
         rows = [None if blob is None else self.decode(blob) for blob in blobs]
         events = [None if row is None else row[0] for row in rows]
         found = [None if row is None or row[0] is None else row[1] for row in rows]
-        return events, [[None if values is None else values[position] for values in found] for position in positions]
+        columns = [[None if values is None else values[position] for values in found] for position in positions]
+        nulls = [[row for row, value in enumerate(column) if value is None and found[row] is not None] for column in columns]
+        return events, columns, nulls
+
+
+def naive_times(micros: Sequence[int]) -> list[dt.datetime]:
+    """Naive datetimes from microseconds since the epoch; numpy builds them in C for more than a few."""
+    if len(micros) < 8:
+        return [EPOCH + dt.timedelta(0, 0, value) for value in micros]
+    return np.fromiter(micros, dtype=np.int64, count=len(micros)).view("datetime64[us]").tolist()
+
+
+def _dates(days: Sequence[int]) -> list[dt.date]:
+    if len(days) < 8:
+        return [EPOCH_DATE + dt.timedelta(value) for value in days]
+    return np.fromiter(days, dtype=np.int64, count=len(days)).view("datetime64[D]").tolist()
 
 
 def _spread(values: list[Any], blobs: Sequence[bytes | None]) -> list[Any]:
     """`values` of the present blobs put back at their rows, None at the missing ones."""
     taken = iter(values)
     return [None if blob is None else next(taken) for blob in blobs]
+
+
+def _column_converter(kind: str, time_zone: str | None) -> Any:
+    """Turns one unpacked struct field (a tuple over rows) into the feature's column."""
+    if kind == "timestamp" and time_zone is None:
+        return naive_times
+    if kind == "date":
+        return _dates
+    convert = _converter(kind, time_zone)
+    if convert is None:
+        return list
+    return lambda values: [convert(value) for value in values]
 
 
 def _converter(kind: str, time_zone: str | None) -> Any:

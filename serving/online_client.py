@@ -216,18 +216,16 @@ class OnlineClient:
         version, meta, blobs = reply
         decoder = self._decoder(view.name, version.decode(), meta)
         positions = [decoder.layout.features.index(name) for name in names]
-        stamps, columns = decoder.columns(blobs, positions)
-        count = len(blobs)
+        stamps, columns, nulls = decoder.columns(blobs, positions)
         if None in stamps:
             base = [MISSING if blob is None else OUTSIDE_TTL if stamp is None else PRESENT for blob, stamp in zip(blobs, stamps)]
         else:
-            base = [PRESENT] * count
-        for output, column in zip(outputs, columns):
+            base = [PRESENT] * len(blobs)
+        for output, column, nulled in zip(outputs, columns, nulls):
             response.columns[output] = column
-            if None in column:
-                response.statuses[output] = [NULL if value is None and status is PRESENT else status for status, value in zip(base, column)]
-            else:
-                response.statuses[output] = list(base)
+            statuses = response.statuses[output] = list(base)
+            for row in nulled:
+                statuses[row] = NULL
             response.event_timestamps[output] = stamps
 
     def _decoder(self, view: str, version: str, meta: bytes | None) -> RowDecoder:

@@ -137,3 +137,13 @@ def test_incremental_writes_only_corrected_and_late_entities(
 
     unchanged = store.materialize(as_of=as_of, feature_views=["user_features"], incremental=True, progress=False)
     assert unchanged.keys_written == 0
+
+
+def test_a_replaced_version_leaves_no_key_behind(store: FeatureStore, raw: redis.Redis, prefix: str) -> None:
+    store.materialize(as_of=BEFORE, feature_views=["user_features"], progress=False)
+    first = version_keys(raw, prefix)
+    summary = store.materialize(as_of=AFTER, feature_views=["user_features"], progress=False)
+    second = version_keys(raw, prefix)
+    assert not first & second
+    # One key per entity, plus the version's metadata and its index of keys.
+    assert len(second) == summary.entities + 2

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from serving.encoding import RowDecoder, RowLayout, encode_key, encode_keys, encode_rows, pack_value, unpack_value
+from serving.encoding import RowDecoder, RowLayout, encode_key, encode_keys, encode_rows, pack_value, packed_int_keys, unpack_value
 
 UTC = dt.timezone.utc
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -119,3 +119,31 @@ def test_vectorised_keys_equal_one_by_one_keys() -> None:
     table = pa.table({"user_id": [1, -5, 2**62], "category": ["a", "é", ""]})
     assert encode_keys(table, ["user_id"]) == [encode_key((v,)) for v in [1, -5, 2**62]]
     assert encode_keys(table, ["user_id", "category"]) == [encode_key(row) for row in [(1, "a"), (-5, "é"), (2**62, "")]]
+
+
+@pytest.mark.parametrize("fixed_width_only", [True, False], ids=["fixed-width-columnar", "with-tail-row-by-row"])
+def test_columns_of_many_rows_equal_rows_decoded_one_by_one_with_missing_nulls_and_outside_ttl(fixed_width_only: bool) -> None:
+    table = pa.concat_tables([table_of_every_type()] * 5)  # 20 rows: past the few-row shortcuts
+    features = [name for name in table.column_names if name != "event_timestamp"]
+    if fixed_width_only:
+        features = ["i", "small", "f", "b", "day", "tz", "naive"]
+    layout = RowLayout.for_schema(table.schema, features)
+    decoder = RowDecoder(layout)
+    blobs: list[bytes | None] = list(encode_rows(table, layout))
+    blobs[3] = blobs[10] = None
+    positions = [len(features) - 1, 0, 3]
+    events, columns, nulls = decoder.columns(blobs, positions)
+    for row, blob in enumerate(blobs):
+        event, values = decoder.decode(blob) if blob is not None else (None, None)
+        assert events[row] == event
+        for column, nulled, position in zip(columns, nulls, positions):
+            wanted = None if values is None or event is None else values[position]
+            assert same(column[row], wanted), (row, position, column[row], wanted)
+            assert (row in nulled) == (blob is not None and event is not None and wanted is None)
+
+
+def test_packed_integer_keys_equal_one_by_one_keys() -> None:
+    values = [0, 1, -1, 2**63 - 1, -(2**63), *range(20)]
+    assert packed_int_keys(values) == b"".join(encode_key((value,)) for value in values)
+    with pytest.raises(struct.error):
+        packed_int_keys([2**63])

@@ -149,3 +149,18 @@ def test_redis_down_names_the_url_without_the_password(built_project: Path) -> N
     assert "s3cret" not in str(raised.value)
     with pytest.raises(OnlineStoreError, match=re.escape(f"cannot reach Redis at {masked}")):
         store.materialize(as_of=AS_OF, feature_views=["user_features"], progress=False)
+
+
+def test_a_read_past_the_scripts_mget_slice_returns_every_row_in_order(loaded: FeatureStore) -> None:
+    rows = [{"user_id": user} for user in range(-4000, 4001)]  # the script MGETs 4000 keys at a time
+    feature = ["user_features:total_purchases"]
+    few = loaded.get_online_features(feature, rows[3990:4010]).to_dict()
+    many = loaded.get_online_features(feature, rows).to_dict()
+    assert many["user_id"] == list(range(-4000, 4001))
+    assert many["total_purchases"][3990:4010] == few["total_purchases"]
+    assert any(value is not None for value in few["total_purchases"][11:])
+
+
+def test_integer_key_outside_64_bits_names_the_key(loaded: FeatureStore) -> None:
+    with pytest.raises(EntityKeyError, match=r"entity key user_id holds a value outside the 64-bit integer range"):
+        loaded.get_online_features(["user_features:total_purchases"], [{"user_id": 1}, {"user_id": 2**63}])
