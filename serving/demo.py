@@ -36,6 +36,13 @@ def _run(command: list[str], cwd: Path) -> None:
         raise FeatureStoreError(f"`{' '.join(command)}` failed in {cwd}")
 
 
+def _same(online: list, offline: list) -> bool:
+    """Equal value for value; a missing value is None online and NA or NaN offline."""
+    return len(online) == len(offline) and all(
+        (pd.isna(a) and pd.isna(b)) if pd.isna(a) or pd.isna(b) else a == b for a, b in zip(online, offline)
+    )
+
+
 def run_demo(project_dir: Path, redis_url: str | None, users: int = 2000) -> None:
     project_dir = project_dir.resolve()
     raw = project_dir / "data" / "raw"
@@ -72,7 +79,7 @@ def run_demo(project_dir: Path, redis_url: str | None, users: int = 2000) -> Non
             pd.DataFrame({"user_id": [row["user_id"] for row in users_to_show], "event_timestamp": as_of}), DEMO_FEATURES
         )
         names = [reference.split(":")[1] for reference in DEMO_FEATURES]
-        same = online[names].reset_index(drop=True).astype(object).equals(offline[names].reset_index(drop=True).astype(object))
+        same = all(_same(online[name].tolist(), offline[name].tolist()) for name in names)
         print(f"\nonline values equal the offline point-in-time values at {as_of}: {same}")
         if not same:
             raise FeatureStoreError("online and offline values differ; this is a bug")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dbt_helpers import copy_project, dbt
+from project_copies import copy_project, dbt
 
 # The user_features declaration in models/features/features.yml, as the project ships it.
 USER_FEATURES_META = """        entity: user_id

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dbt_helpers import dbt
+from project_copies import dbt
 from macro_harness import DAY, micros, mismatches
 from macro_reference import point_in_time, windows_at_spine
 

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from dbt_helpers import copy_project, dbt
+from project_copies import copy_project, dbt
 
 ADAPTER_IMPLEMENTATION = re.compile(r"^[a-z]+__")
 # Building blocks of the join and window macros, not called from models.
