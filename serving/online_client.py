@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -123,6 +124,7 @@ class _Request:
     views: list[tuple[FeatureView, list[str], list[str]]]  # view, its features, their output column names
     entity_columns: list[str]
     types: dict[str, type | None]  # entity key -> the Python type its values must have, if known
+    positions: dict[tuple[str, RowDecoder], list[int]] = field(default_factory=dict)  # (view, decoder) -> features' row slots
 
 
 class OnlineClient:
@@ -135,6 +137,8 @@ class OnlineClient:
         self._decoders: dict[tuple[str, str], RowDecoder] = {}
         self._known: dict[str, str] = {}
         self._requests: dict[tuple[tuple[str, ...], bool], _Request] = {}
+        self._idle: list[redis.connection.AbstractConnection] = []
+        self._pid = os.getpid()
 
     def _plan(self, features: Sequence[str], full_feature_names: bool) -> _Request:
         cache_key = (tuple(features), full_feature_names)
@@ -179,43 +183,57 @@ class OnlineClient:
         replies = redis_call(self.url, self._evalsha, args)
         response = OnlineResponse(columns)
         for (view, names, outputs), reply in zip(plan.views, replies):
-            self._fill(response, view, names, outputs, reply)
+            self._fill(plan, response, view, names, outputs, reply)
         return response
 
     def _evalsha(self, args: list[Any]) -> Any:
-        """EVALSHA on a pooled connection, packed by hiredis in one call: redis-py's own
-        argument checks cost more than the read itself for a single entity."""
+        """EVALSHA packed by hiredis in one call, on a connection this client keeps between
+        reads: redis-py's argument checks and pool bookkeeping cost more than the read itself
+        for a single entity."""
         command = hiredis.pack_command(("EVALSHA", self._sha, 0, *args))
-        pool = self.client.connection_pool
+        if self._pid != os.getpid():
+            # A forked child must not share its parent's sockets.
+            self._idle.clear()
+            self._pid = os.getpid()
+        try:
+            connection = self._idle.pop()  # list.pop and append are atomic: safe across threads
+        except IndexError:
+            connection = self.client.connection_pool.get_connection()
         loaded = reconnected = False
-        while True:
-            connection = pool.get_connection()
-            try:
-                connection.send_packed_command([command])
-                return connection.read_response()
-            except redis.exceptions.NoScriptError:
-                if loaded:
-                    raise
-                # A new, restarted or flushed server: load the script once, then ask again.
-                self.client.script_load(_READ_SCRIPT)
-                loaded = True
-            except redis.ConnectionError:
-                # A pooled connection the server closed while idle: one fresh try.
-                connection.disconnect()
-                if reconnected:
-                    raise
-                reconnected = True
-            finally:
-                pool.release(connection)
+        try:
+            while True:
+                try:
+                    connection.send_packed_command([command])
+                    return connection.read_response()
+                except redis.exceptions.NoScriptError:
+                    if loaded:
+                        raise
+                    # A new, restarted or flushed server: load the script once, then ask again.
+                    self.client.script_load(_READ_SCRIPT)
+                    loaded = True
+                except redis.ConnectionError:
+                    # A connection the server closed while idle: one fresh try (send reconnects).
+                    connection.disconnect()
+                    if reconnected:
+                        raise
+                    reconnected = True
+        except BaseException:
+            # A reply may be left unread; the next read must not get it.
+            connection.disconnect()
+            raise
+        finally:
+            self._idle.append(connection)
 
-    def _fill(self, response: OnlineResponse, view: FeatureView, names: list[str], outputs: list[str], reply: Any) -> None:
+    def _fill(self, plan: _Request, response: OnlineResponse, view: FeatureView, names: list[str], outputs: list[str], reply: Any) -> None:
         if not reply:
             raise OnlineStoreError(
                 f"feature view '{view.name}' has no online snapshot under prefix '{self.keys.prefix}' at {mask_password(self.url)}; run materialize first"
             )
         version, meta, blobs = reply
         decoder = self._decoder(view.name, version.decode(), meta)
-        positions = [decoder.layout.features.index(name) for name in names]
+        positions = plan.positions.get((view.name, decoder))
+        if positions is None:
+            positions = plan.positions[(view.name, decoder)] = [decoder.layout.features.index(name) for name in names]
         stamps, columns, nulls = decoder.columns(blobs, positions)
         if None in stamps:
             base = [MISSING if blob is None else OUTSIDE_TTL if stamp is None else PRESENT for blob, stamp in zip(blobs, stamps)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,24 @@ def test_a_read_past_the_scripts_mget_slice_returns_every_row_in_order(loaded: F
 def test_integer_key_outside_64_bits_names_the_key(loaded: FeatureStore) -> None:
     with pytest.raises(EntityKeyError, match=r"entity key user_id holds a value outside the 64-bit integer range"):
         loaded.get_online_features(["user_features:total_purchases"], [{"user_id": 1}, {"user_id": 2**63}])
+
+
+def test_threads_sharing_one_store_each_get_their_own_answers(loaded: FeatureStore) -> None:
+    feature = ["user_features:total_purchases"]
+    expected = {user: loaded.get_online_features(feature, [{"user_id": user}]).to_dict() for user in range(1, 41)}
+    wrong: list[tuple[int, dict]] = []
+
+    def read(offset: int) -> None:
+        for step in range(200):
+            user = 1 + (offset + step) % 40
+            got = loaded.get_online_features(feature, [{"user_id": user}]).to_dict()
+            if got != expected[user]:
+                wrong.append((user, got))
+
+    threads = [threading.Thread(target=read, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong
+    assert any(answer["total_purchases"] != [None] for answer in expected.values())
