@@ -108,6 +108,8 @@ def unpack_value(data: bytes) -> Any:
 
 _KEY_INT = 0x01
 _KEY_STR = 0x02
+# Below this many rows a view's columns are unpacked with struct, from this many up with numpy.
+_FEW_ROWS = 8
 _INT_KEY_DTYPE = np.dtype([("tag", "u1"), ("value", ">i8")])
 
 
@@ -281,6 +283,8 @@ class RowDecoder:
         # Field of each fixed-width feature in the unpacked struct (bitmap and event time come first).
         self._slots = {i: slot for slot, i in enumerate(self._fixed, start=2)}
         self._column_converters = {i: _column_converter(layout.kinds[i], layout.time_zones[i]) for i in self._fixed}
+        self._array_converters = {i: _array_converter(layout.kinds[i], layout.time_zones[i]) for i in self._fixed}
+        self._dtype = _with_integer_bitmap(layout.numpy_dtype())
         # Only ints, floats and bools, no NULL: the struct's values are the features, in order.
         self._plain = not self._tail and not any(self._converters.values())
         self._no_nulls = bytes(layout.bitmap_bytes)
@@ -313,33 +317,47 @@ class RowDecoder:
         joined = b"".join(present)
         if self._tail or len(joined) != self._struct.size * len(present):
             return self._columns_row_by_row(blobs, positions)
-        # One C pass unpacks every row and another transposes them into fields.
-        fields = list(zip(*self._struct.iter_unpack(joined))) or [()] * (2 + len(self._fixed))
-        events: list[Any] = naive_times(fields[1])
-        columns = [self._column_converters[position](fields[self._slots[position]]) for position in positions]
+        if len(present) < _FEW_ROWS:
+            # Numpy's fixed cost outweighs its speed for a handful of rows.
+            fields = list(zip(*self._struct.iter_unpack(joined))) or [()] * (2 + len(self._fixed))
+            add, delta = EPOCH.__add__, dt.timedelta
+            events: list[Any] = [add(delta(0, 0, micros)) for micros in fields[1]]
+            columns = [self._column_converters[position](fields[self._slots[position]]) for position in positions]
+            dirty = [(row, int.from_bytes(packed, "little")) for row, packed in enumerate(fields[0]) if packed != self._no_nulls]
+        else:
+            table = np.frombuffer(joined, dtype=self._dtype)
+            events = table["event"].view("datetime64[us]").tolist()
+            columns = [self._array_converters[position](table[f"f{position}"]) for position in positions]
+            dirty = self._dirty_rows(table, joined, len(present))
         rows_at = None if len(present) == count else [row for row, blob in enumerate(blobs) if blob is not None]
         nulls: list[list[int]] = [[] for _ in positions]
-        bitmaps = fields[0]
-        if bitmaps.count(self._no_nulls) != len(bitmaps):
-            self._blank_nulls(bitmaps, events, columns, positions, nulls, rows_at)
+        if dirty:
+            self._blank_nulls(dirty, events, columns, positions, nulls, rows_at)
         if rows_at is not None:
             events = _spread(events, blobs)
             columns = [_spread(column, blobs) for column in columns]
         return events, columns, nulls
 
+    def _dirty_rows(self, table: np.ndarray, joined: bytes, rows: int) -> list[tuple[int, int]]:
+        """(row, bitmap) of each row with any bit set in its null bitmap."""
+        if self._dtype.fields["bitmap"][0].kind == "u":
+            bitmaps = table["bitmap"]
+            dirty = np.flatnonzero(bitmaps)
+            return list(zip(dirty.tolist(), bitmaps[dirty].tolist()))
+        flags = np.frombuffer(joined, dtype=np.uint8).reshape(rows, -1)[:, : self.layout.bitmap_bytes]
+        return [(row, int.from_bytes(flags[row].tobytes(), "little")) for row in np.flatnonzero(flags.any(axis=1)).tolist()]
+
     def _blank_nulls(
         self,
-        bitmaps: Sequence[bytes],
+        dirty: list[tuple[int, int]],
         events: list[Any],
         columns: list[list[Any]],
         positions: Sequence[int],
         nulls: list[list[int]],
         rows_at: list[int] | None,
     ) -> None:
-        for row, packed in enumerate(bitmaps):
-            if packed == self._no_nulls:
-                continue
-            bitmap = int.from_bytes(packed, "little")
+        """Sets None where a dirty row's bitmap marks a NULL feature or a row outside its TTL."""
+        for row, bitmap in dirty:
             if bitmap & 1:
                 events[row] = None
                 for column in columns:
@@ -361,17 +379,12 @@ class RowDecoder:
         return events, columns, nulls
 
 
-def naive_times(micros: Sequence[int]) -> list[dt.datetime]:
-    """Naive datetimes from microseconds since the epoch; numpy builds them in C for more than a few."""
-    if len(micros) < 8:
-        return [EPOCH + dt.timedelta(0, 0, value) for value in micros]
-    return np.fromiter(micros, dtype=np.int64, count=len(micros)).view("datetime64[us]").tolist()
-
-
-def _dates(days: Sequence[int]) -> list[dt.date]:
-    if len(days) < 8:
-        return [EPOCH_DATE + dt.timedelta(value) for value in days]
-    return np.fromiter(days, dtype=np.int64, count=len(days)).view("datetime64[D]").tolist()
+def _with_integer_bitmap(dtype: np.dtype) -> np.dtype:
+    """`dtype` with its bitmap read as one little-endian unsigned integer, when it is 1, 2, 4 or 8 bytes."""
+    width = dtype.fields["bitmap"][0].itemsize
+    if width not in (1, 2, 4, 8):
+        return dtype
+    return np.dtype([(name, f"<u{width}" if name == "bitmap" else dtype.fields[name][0]) for name in dtype.names])
 
 
 def _spread(values: list[Any], blobs: Sequence[bytes | None]) -> list[Any]:
@@ -382,14 +395,22 @@ def _spread(values: list[Any], blobs: Sequence[bytes | None]) -> list[Any]:
 
 def _column_converter(kind: str, time_zone: str | None) -> Any:
     """Turns one unpacked struct field (a tuple over rows) into the feature's column."""
-    if kind == "timestamp" and time_zone is None:
-        return naive_times
-    if kind == "date":
-        return _dates
     convert = _converter(kind, time_zone)
     if convert is None:
         return list
     return lambda values: [convert(value) for value in values]
+
+
+def _array_converter(kind: str, time_zone: str | None) -> Any:
+    """Turns one numpy field (an array over rows) into the feature's column, in C where numpy can."""
+    if kind == "timestamp" and time_zone is None:
+        return lambda values: values.view("datetime64[us]").tolist()
+    if kind == "date":
+        return lambda values: values.astype("datetime64[D]").tolist()
+    convert = _converter(kind, time_zone)
+    if convert is None:
+        return lambda values: values.tolist()
+    return lambda values: [convert(value) for value in values.tolist()]
 
 
 def _converter(kind: str, time_zone: str | None) -> Any:

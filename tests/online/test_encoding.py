@@ -121,16 +121,17 @@ def test_vectorised_keys_equal_one_by_one_keys() -> None:
     assert encode_keys(table, ["user_id", "category"]) == [encode_key(row) for row in [(1, "a"), (-5, "é"), (2**62, "")]]
 
 
+@pytest.mark.parametrize("rows", [5, 20], ids=["few-rows-by-struct", "many-rows-by-numpy"])
 @pytest.mark.parametrize("fixed_width_only", [True, False], ids=["fixed-width-columnar", "with-tail-row-by-row"])
-def test_columns_of_many_rows_equal_rows_decoded_one_by_one_with_missing_nulls_and_outside_ttl(fixed_width_only: bool) -> None:
-    table = pa.concat_tables([table_of_every_type()] * 5)  # 20 rows: past the few-row shortcuts
+def test_columns_equal_rows_decoded_one_by_one_with_missing_nulls_and_outside_ttl(fixed_width_only: bool, rows: int) -> None:
+    table = pa.concat_tables([table_of_every_type()] * 5).slice(0, rows)
     features = [name for name in table.column_names if name != "event_timestamp"]
     if fixed_width_only:
         features = ["i", "small", "f", "b", "day", "tz", "naive"]
     layout = RowLayout.for_schema(table.schema, features)
     decoder = RowDecoder(layout)
     blobs: list[bytes | None] = list(encode_rows(table, layout))
-    blobs[3] = blobs[10] = None
+    blobs[1] = blobs[rows // 2 + 1] = None
     positions = [len(features) - 1, 0, 3]
     events, columns, nulls = decoder.columns(blobs, positions)
     for row, blob in enumerate(blobs):
@@ -147,3 +148,19 @@ def test_packed_integer_keys_equal_one_by_one_keys() -> None:
     assert packed_int_keys(values) == b"".join(encode_key((value,)) for value in values)
     with pytest.raises(struct.error):
         packed_int_keys([2**63])
+
+
+def test_columns_of_a_three_byte_null_bitmap_mark_the_right_nulls() -> None:
+    features = [f"x{k}" for k in range(20)]  # 21 bits: event time + 20 features
+    rows = 12
+    table = pa.table(
+        {
+            "event_timestamp": pa.array([None if row == 5 else dt.datetime(2024, 1, 1, row) for row in range(rows)]),
+            **{name: pa.array([None if row == k % rows else row * 100 + k for row in range(rows)], pa.int64()) for k, name in enumerate(features)},
+        }
+    )
+    decoder = RowDecoder(RowLayout.for_schema(table.schema, features))
+    events, columns, nulls = decoder.columns(encode_rows(table, decoder.layout), [19, 0, 7])
+    assert events[5] is None and events[4] == dt.datetime(2024, 1, 1, 4)
+    assert columns[0] == [row * 100 + 19 if row not in (5, 7) else None for row in range(rows)]
+    assert nulls == [[7], [0], [7]]  # features 19 and 7 are NULL in row 7; row 5, outside its TTL, holds no NULL
