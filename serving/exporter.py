@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import hiredis
 import msgpack
@@ -27,7 +28,7 @@ import numpy as np
 import redis
 from tqdm import tqdm
 
-from serving.encoding import RowLayout, encode_keys, encode_rows
+from serving.encoding import RowLayout, encode_keys, encode_rows, split_fixed
 from serving.offline import OfflineStore, to_utc_naive
 from serving.online import KeySpace, parse_pointer, pointer, redis_call
 from serving.registry import FeatureView
@@ -37,6 +38,7 @@ PAUSE_ENV = "FEATURE_STORE_EXPORT_PAUSE_SECONDS"
 BATCH_ENTITIES = 50_000
 # Keys per UNLINK, MGET or DEL: big enough to amortise a command, small enough not to stall readers.
 KEYS_PER_COMMAND = 10_000
+_INDEX_WIDTH = struct.Struct(">I")
 
 
 @dataclass
@@ -181,7 +183,7 @@ class Exporter:
                 blobs = encoded.blobs[start : start + self.batch_entities]
                 # The index entry goes first on the same connection, so Redis has it before any row.
                 commands = [
-                    hiredis.pack_command(("RPUSH", index, msgpack.packb(keys))),
+                    hiredis.pack_command(("RPUSH", index, _index_entry(keys, fixed[0] if fixed else 0))),
                     _command(b"MSET", rows, keys, blobs, fixed),
                 ]
                 sent += self._send(writer, commands, bar, len(keys))
@@ -214,7 +216,7 @@ class Exporter:
         listed = set(indexed)
         unlisted = [key for key in keys if key not in listed]
         if unlisted:
-            switch.rpush(self.keys.index(name, version), msgpack.packb(unlisted))
+            switch.rpush(self.keys.index(name, version), _index_entry(unlisted, 0))
         for start in range(0, len(keys), KEYS_PER_COMMAND):
             pairs = zip(keys[start : start + KEYS_PER_COMMAND], blobs[start : start + KEYS_PER_COMMAND])
             switch.execute_command("MSET", *(part for key, blob in pairs for part in (rows + key, blob)))
@@ -224,14 +226,19 @@ class Exporter:
         written = sum(map(len, keys)) + sum(map(len, blobs))
         return ViewExport(name, len(encoded.keys), len(changed), len(gone), written, version, incremental=True)
 
-    def _indexed_keys(self, name: str, version: int) -> list[bytes]:
-        """Every entity key the version's index lists (once each), in the order they were written."""
+    def _index_entries(self, name: str, version: int) -> Iterator[tuple[int, bytes]]:
+        """(key width, keys) per index entry: keys back to back when width > 0, else msgpack."""
         index = self.keys.index(name, version)
-        keys: list[bytes] = []
         page = 16
         for start in range(0, int(self.client.llen(index)), page):
-            for packed in self.client.lrange(index, start, start + page - 1):
-                keys += msgpack.unpackb(packed)
+            for entry in self.client.lrange(index, start, start + page - 1):
+                yield _INDEX_WIDTH.unpack_from(entry)[0], entry[_INDEX_WIDTH.size :]
+
+    def _indexed_keys(self, name: str, version: int) -> list[bytes]:
+        """Every entity key the version's index lists (once each), in the order they were written."""
+        keys: list[bytes] = []
+        for width, packed in self._index_entries(name, version):
+            keys += split_fixed(packed, width) if width else msgpack.unpackb(packed)
         return list(dict.fromkeys(keys))
 
     def _read_rows(self, rows: bytes, keys: list[bytes]) -> dict[bytes, bytes]:
@@ -260,14 +267,17 @@ class Exporter:
 
     def _drop_version(self, name: str, version: int) -> None:
         rows = self.keys.rows(name, version)
-        keys = self._indexed_keys(name, version)
-        fixed = _fixed_widths(keys, None)
         with _BulkWriter(self.client) as writer:
-            for start in range(0, len(keys), self.batch_entities):
-                part = keys[start : start + self.batch_entities]
-                writer.send(
-                    [_command(b"UNLINK", rows, part[i : i + KEYS_PER_COMMAND], None, fixed) for i in range(0, len(part), KEYS_PER_COMMAND)]
-                )
+            for width, packed in self._index_entries(name, version):
+                if width:
+                    # Fixed-width keys go from the index entry to UNLINK commands without a Python object per key.
+                    step = width * KEYS_PER_COMMAND
+                    commands = [_fixed_command(b"UNLINK", rows, packed[i : i + step], width, None, 0) for i in range(0, len(packed), step)]
+                else:
+                    keys = msgpack.unpackb(packed)
+                    commands = [_command(b"UNLINK", rows, keys[i : i + KEYS_PER_COMMAND], None, None) for i in range(0, len(keys), KEYS_PER_COMMAND)]
+                if commands:
+                    writer.send(commands)
         # The index goes last: a drop cut short is finished by the next clean_leftovers.
         self.client.unlink(self.keys.meta(name, version), self.keys.index(name, version))
         self.client.srem(self.keys.versions(name), version)
@@ -309,10 +319,10 @@ class _BulkWriter:
             self._pool.release(self._connection)
 
 
-def _fixed_widths(keys: list[bytes], blobs: list[bytes] | None) -> tuple[int, int] | None:
+def _fixed_widths(keys: list[bytes], blobs: list[bytes]) -> tuple[int, int] | None:
     """(key width, blob width) when every key has one length and so does every blob, else None."""
     key_widths = set(map(len, keys))
-    blob_widths = set(map(len, blobs)) if blobs is not None else {0}
+    blob_widths = set(map(len, blobs))
     if len(key_widths) == 1 and len(blob_widths) == 1:
         return key_widths.pop(), blob_widths.pop()
     return None
@@ -333,15 +343,29 @@ def _command(name: bytes, rows: bytes, keys: list[bytes], blobs: list[bytes] | N
             b"$%d\r\n%s%s\r\n$%d\r\n%s\r\n" % (len(rows) + len(key), rows, key, len(blob), blob) for key, blob in zip(keys, blobs)
         )
     key_width, blob_width = fixed
+    return _fixed_command(name, rows, b"".join(keys), key_width, None if blobs is None else b"".join(blobs), blob_width)
+
+
+def _fixed_command(name: bytes, rows: bytes, keys: bytes, key_width: int, blobs: bytes | None, blob_width: int) -> bytes:
+    """`_command` for keys (and blobs) of one width each, given back to back."""
+    count = len(keys) // key_width
+    head = b"*%d\r\n$%d\r\n%s\r\n" % (1 + count * (1 if blobs is None else 2), len(name), name)
     key_head = b"$%d\r\n%s" % (len(rows) + key_width, rows)
     fields = [("kh", f"S{len(key_head)}"), ("k", f"V{key_width}"), ("ke", "S2")]
     if blobs is not None:
         blob_head = b"$%d\r\n" % blob_width
         fields += [("bh", f"S{len(blob_head)}"), ("b", f"V{blob_width}"), ("be", "S2")]
-    text = np.empty(len(keys), dtype=np.dtype(fields))
+    text = np.empty(count, dtype=np.dtype(fields))
     text["kh"], text["ke"] = key_head, b"\r\n"
-    text["k"] = np.frombuffer(b"".join(keys), dtype=f"V{key_width}")
+    text["k"] = np.frombuffer(keys, dtype=f"V{key_width}")
     if blobs is not None:
         text["bh"], text["be"] = blob_head, b"\r\n"
-        text["b"] = np.frombuffer(b"".join(blobs), dtype=f"V{blob_width}")
+        text["b"] = np.frombuffer(blobs, dtype=f"V{blob_width}")
     return head + text.tobytes()
+
+
+def _index_entry(keys: list[bytes], key_width: int) -> bytes:
+    """One index entry: the key width, then the keys back to back (width > 0) or as msgpack (width 0)."""
+    if key_width:
+        return _INDEX_WIDTH.pack(key_width) + b"".join(keys)
+    return _INDEX_WIDTH.pack(0) + msgpack.packb(keys)

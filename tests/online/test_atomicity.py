@@ -139,10 +139,11 @@ def test_incremental_writes_only_corrected_and_late_entities(
     assert unchanged.keys_written == 0
 
 
-def test_a_replaced_version_leaves_no_key_behind(store: FeatureStore, raw: redis.Redis, prefix: str) -> None:
-    store.materialize(as_of=BEFORE, feature_views=["user_features"], progress=False)
+@pytest.mark.parametrize("view", ["user_features", "user_category_windows"], ids=["fixed-width-keys", "composite-string-keys"])
+def test_a_replaced_version_leaves_no_key_behind(store: FeatureStore, raw: redis.Redis, prefix: str, view: str) -> None:
+    store.materialize(as_of=BEFORE, feature_views=[view], progress=False)
     first = version_keys(raw, prefix)
-    summary = store.materialize(as_of=AFTER, feature_views=["user_features"], progress=False)
+    summary = store.materialize(as_of=AFTER, feature_views=[view], progress=False)
     second = version_keys(raw, prefix)
     assert not first & second
     # One key per entity, plus the version's metadata and its index of keys.
