@@ -60,7 +60,6 @@ class FeatureStore:
         column = timestamp_column or _timestamp_column(entity_df)
         return self.offline.historical(entity_df, views, column, full_feature_names)
 
-
     @property
     def redis(self) -> redis.Redis:
         """The pooled Redis client of the online store (connects lazily)."""
@@ -80,17 +79,19 @@ class FeatureStore:
         Online values then equal get_historical_features at `as_of`, TTLs counted from `as_of`.
         `incremental` writes only entities whose stored bytes changed."""
         moment = to_utc_naive(as_of) if as_of is not None else dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        online = all_online = [view for view in self.registry.views.values() if view.online]
+        all_online = [view for view in self.registry.views.values() if view.online]
+        selected = all_online
         if feature_views is not None:
-            by_name = {view.name: view for view in online}
+            by_name = {view.name: view for view in all_online}
             unknown = [name for name in feature_views if name not in by_name]
             if unknown:
                 raise UnknownFeatureError(
                     f"no online feature view named {', '.join(map(repr, unknown))}; online feature views: {', '.join(by_name) or '(none)'}"
                 )
-            online = [by_name[name] for name in dict.fromkeys(feature_views)]
+            selected = [by_name[name] for name in dict.fromkeys(feature_views)]
         exporter = Exporter(self.redis, self.redis_url, KeySpace(self.redis_prefix), self.offline, progress=progress)
-        return exporter.materialize(online, moment, incremental, clean=[view.name for view in all_online])
+        # Leftovers of killed runs are cleaned for every online view, not just the selected ones.
+        return exporter.materialize(selected, moment, incremental, clean=[view.name for view in all_online])
 
     def get_online_features(
         self,
