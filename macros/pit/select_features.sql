@@ -1,5 +1,5 @@
 {#- Narrows specs to the requested feature references ("view:feature" or "view:*"),
-    keeping the request's order within each view. -#}
+    each view keeping its own column order. -#}
 {% macro select_features(specs, references) %}
   {%- set by_name = {} -%}
   {%- for spec in specs -%}{%- do by_name.update({spec.name: spec}) -%}{%- endfor -%}
