@@ -15,9 +15,8 @@ import click
 import pandas as pd
 
 from serving.errors import EntityKeyError, FeatureStoreError
-from serving.registry import FeatureView
+from serving.registry import FeatureView, python_type
 
-INTEGER_TYPES = ("bigint", "integer", "int", "smallint", "tinyint", "hugeint", "int64", "int32")
 
 
 def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,7 +116,7 @@ def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, .
         key, sep, text = pair.partition("=")
         if not sep:
             raise EntityKeyError(f"--entity '{pair}' is not key=value; keys: {', '.join(key_types)}")
-        if key in key_types and (key_types[key] or "").lower() in INTEGER_TYPES:
+        if python_type(key_types.get(key)) is int:
             try:
                 row[key] = int(text)
             except ValueError:

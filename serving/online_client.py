@@ -24,7 +24,7 @@ import redis
 from serving.encoding import INT_KEY_WIDTH, RowDecoder, RowLayout, key_part, packed_int_keys
 from serving.errors import EntityKeyError, OnlineStoreError
 from serving.online import KeySpace, mask_password, redis_call
-from serving.registry import FeatureView, Registry
+from serving.registry import FeatureView, Registry, python_type
 
 PRESENT = "present"
 NULL = "null"
@@ -86,19 +86,6 @@ end
 return out
 """
 
-_INT_TYPES = {"bigint", "integer", "int", "int8", "int4", "int2", "int64", "int32", "smallint", "tinyint", "hugeint", "ubigint", "uinteger", "long"}
-_STR_TYPES = {"varchar", "text", "string", "char", "bpchar"}
-
-
-def _python_type(data_type: str | None) -> type | None:
-    base = (data_type or "").lower().split("(")[0].strip()
-    if base in _INT_TYPES:
-        return int
-    if base in _STR_TYPES:
-        return str
-    return None
-
-
 @dataclass
 class OnlineResponse:
     """Columns in request order: entity keys first, then features (Feast's layout)."""
@@ -157,7 +144,7 @@ class OnlineClient:
                     "ask for full_feature_names=True"
                 )
             entity_columns = list(dict.fromkeys(key for view, _, _ in views for key in view.entity))
-            types = {key: _python_type(view.entity_types.get(key)) for view, _, _ in views for key in view.entity}
+            types = {key: python_type(view.entity_types.get(key)) for view, _, _ in views for key in view.entity}
             plan = _Request(views, entity_columns, types)
             self._requests[cache_key] = plan
         return plan
@@ -275,9 +262,6 @@ class OnlineClient:
 
     def _check_rows(self, plan: _Request, entity_rows: Sequence[Mapping[str, Any]]) -> None:
         expected = set(plan.entity_columns)
-        types = {
-            key: _python_type(view.entity_types.get(key)) for view, _, _ in plan.views for key in view.entity
-        }
         for index, row in enumerate(entity_rows):
             if row.keys() != expected:
                 missing = sorted(expected - row.keys())
@@ -291,7 +275,7 @@ class OnlineClient:
                     if part
                 )
                 raise EntityKeyError(f"entity row {index} {dict(row)!r}: {problem}; the requested views need exactly: {', '.join(plan.entity_columns)}")
-            for key, wanted in types.items():
+            for key, wanted in plan.types.items():
                 value = row[key]
                 if wanted is None:
                     continue

@@ -17,6 +17,18 @@ from serving.errors import RegistryError, UnknownFeatureError
 from serving.macros import MacroSet
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
+_INT_TYPES = {"bigint", "integer", "int", "int8", "int4", "int2", "int64", "int32", "smallint", "tinyint", "hugeint", "ubigint", "uinteger", "long"}
+_STR_TYPES = {"varchar", "text", "string", "char", "bpchar"}
+
+
+def python_type(data_type: str | None) -> type | None:
+    """The Python type an entity key of this declared SQL type takes (None: not checked)."""
+    base = (data_type or "").lower().split("(")[0].strip()
+    if base in _INT_TYPES:
+        return int
+    if base in _STR_TYPES:
+        return str
+    return None
 PROJECT_FOLDERS = ("models", "macros")
 
 
