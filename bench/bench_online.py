@@ -32,11 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 from serving.embedded_redis import redis_url_or_embedded  # noqa: E402
 from serving.encoding import pack_value  # noqa: E402
-from serving.exporter import Exporter  # noqa: E402
 from serving.macros import MacroSet  # noqa: E402
 from serving.offline import OfflineStore  # noqa: E402
-from serving.online import KeySpace, connect  # noqa: E402
-from serving.online_client import OnlineClient  # noqa: E402
+from serving.online.connection import Nodes, connect  # noqa: E402
+from serving.online.export import Exporter  # noqa: E402
+from serving.online.keys import KeySpace  # noqa: E402
+from serving.online.read import OnlineClient  # noqa: E402
+from serving.online.versions import Timing  # noqa: E402
 from serving.registry import Feature, FeatureView, Registry  # noqa: E402
 
 AS_OF = dt.datetime(2026, 3, 1)
@@ -112,7 +114,9 @@ def main() -> None:
         prefix = f"fsbench-{uuid.uuid4().hex[:8]}"
         keys = KeySpace(prefix)
         offline = OfflineStore(warehouse, MacroSet(ROOT / "macros"))
-        exporter = Exporter(client, url, keys, offline, progress=False)
+        nodes = Nodes(url, client)
+        timing = Timing.from_env()
+        exporter = Exporter(nodes, keys, offline, timing, progress=False)
         try:
             # ---- export
             snapshot_seconds = []
@@ -139,7 +143,7 @@ def main() -> None:
 
             # ---- reads
             registry = Registry({view_a.name: view_a, view_b.name: view_b})
-            reader = OnlineClient(client, url, keys, registry)
+            reader = OnlineClient(nodes, keys, registry, timing)
             features_a = [f"{view_a.name}:{f.name}" for f in view_a.features]
             features_ab = [f"{view_a.name}:{f.name}" for f in view_a.features[:5]] + [f"{view_b.name}:{f.name}" for f in view_b.features]
             plain_key = f"{prefix}:plain_hash"

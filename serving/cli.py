@@ -40,6 +40,14 @@ def _store(ctx: click.Context) -> Any:
     return FeatureStore(project_dir=ctx.obj["project_dir"], redis_url=ctx.obj["redis_url"])
 
 
+def _say_which_redis(store: Any) -> None:
+    """Names the Redis a command used (password masked), on stderr so JSON on stdout stays clean.
+    Only after success: an error message names the server itself, in one line."""
+    from serving.online.connection import mask_password
+
+    click.echo(f"online store: {mask_password(store.redis_url)} (key prefix '{store.redis_prefix}')", err=True)
+
+
 def _parse_as_of(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
@@ -57,7 +65,11 @@ def _json_default(value: Any) -> Any:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False), help="The dbt project.")
-@click.option("--redis-url", envvar="REDIS_URL", help="Online store (default: $REDIS_URL, else redis://localhost:6379/0).")
+@click.option(
+    "--redis-url",
+    envvar="REDIS_URL",
+    help="Online store: redis://host:port/db, or redis+cluster://host:port[,host:port...] (default: $REDIS_URL, else redis://localhost:6379/0).",
+)
 @click.pass_context
 def main(ctx: click.Context, project_dir: str, redis_url: str | None) -> None:
     """A SQL-first feature store: dbt models are the features, DuckDB the offline store, Redis the online store."""
@@ -103,8 +115,44 @@ def _describe(view: FeatureView) -> dict[str, Any]:
 @_fail_cleanly
 def materialize(ctx: click.Context, as_of: str | None, selected: tuple[str, ...], incremental: bool) -> None:
     """Export the snapshot of online feature views at AS_OF to Redis."""
-    summary = _store(ctx).materialize(as_of=_parse_as_of(as_of), feature_views=list(selected) or None, incremental=incremental)
+    store = _store(ctx)
+    summary = store.materialize(as_of=_parse_as_of(as_of), feature_views=list(selected) or None, incremental=incremental)
     click.echo(str(summary))
+    _say_which_redis(store)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@_fail_cleanly
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Freshness of each online view: the snapshot served now, its as_of, entities and age."""
+    store = _store(ctx)
+    statuses = store.online_status()
+    _say_which_redis(store)
+    if as_json:
+        click.echo(json.dumps([vars(status) for status in statuses], default=_json_default, indent=2))
+        return
+    for view in statuses:
+        if view.version is None:
+            click.echo(f"{view.view}: never materialized")
+            continue
+        click.echo(
+            f"{view.view}: version {view.version}, as of {view.as_of.isoformat()} ({_age(view.age_seconds)} ago), "
+            f"{view.entities:,} entities, exported {view.exported_at.isoformat(timespec='seconds')}Z"
+        )
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if abs(seconds) < 120:
+        return f"{seconds:.0f} s"
+    if abs(seconds) < 7200:
+        return f"{seconds / 60:.0f} min"
+    if abs(seconds) < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -138,6 +186,7 @@ def get(ctx: click.Context, features: tuple[str, ...], entities: tuple[str, ...]
     row = _parse_entities(store, features, entities)
     response = store.get_online_features(list(features), [row], full_feature_names=full_feature_names)
     click.echo(json.dumps(response.to_dict(include_metadata=True), default=_json_default, indent=2))
+    _say_which_redis(store)
 
 
 def _read_table(path: Path) -> pd.DataFrame:

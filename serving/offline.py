@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from serving.errors import EntityKeyError, OfflineStoreError
 from serving.macros import MacroSet, quote
-from serving.registry import FeatureView
+from serving.registry import FeatureView, Registry
 
 ENTITY_TABLE = "__fs_entity_df"
 # Integers and booleans stay integers and booleans when a value is missing (pd.NA).
@@ -72,6 +72,7 @@ class OfflineStore:
         timestamp_column: str,
         full_feature_names: bool,
     ) -> pd.DataFrame:
+        Registry.key_types(view for view, _ in views)
         missing = sorted({key for view, _ in views for key in view.entity} - set(entity_df.columns))
         if missing:
             raise EntityKeyError(

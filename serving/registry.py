@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from serving.errors import RegistryError, UnknownFeatureError
+from serving.errors import EntityKeyError, RegistryError, UnknownFeatureError
 from serving.macros import MacroSet
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
@@ -132,6 +132,26 @@ class Registry:
             raise UnknownFeatureError(
                 f"feature view '{name}' does not exist; feature views: {', '.join(self.views) or '(none)'}"
             ) from None
+
+    @staticmethod
+    def key_types(views: Iterable[FeatureView]) -> dict[str, type | None]:
+        """The Python type of each entity key column the views join on. Views whose key
+        columns share a name must share its type too: one request cannot send 1 to one
+        view and "1" to another, online or offline."""
+        types: dict[str, type | None] = {}
+        owners: dict[str, FeatureView] = {}
+        for view in views:
+            for key in view.entity:
+                wanted = python_type(view.entity_types.get(key))
+                if key in types and types[key] is not wanted:
+                    other = owners[key]
+                    raise EntityKeyError(
+                        f"entity key {key} is {other.entity_types.get(key) or 'untyped'} in feature view '{other.name}' "
+                        f"but {view.entity_types.get(key) or 'untyped'} in '{view.name}'; request them separately, "
+                        "or give the key one type in both models"
+                    )
+                types[key], owners[key] = wanted, view
+        return types
 
     def resolve(self, references: Iterable[str]) -> list[tuple[FeatureView, list[str]]]:
         """Feature references ("view:feature", or "view:*") → views with their features, in request order."""

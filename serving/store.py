@@ -9,13 +9,17 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import redis
+from redis.cluster import RedisCluster
 
 from serving.errors import EntityKeyError, UnknownFeatureError
-from serving.exporter import Exporter, MaterializeSummary
 from serving.macros import MacroSet
 from serving.offline import OfflineStore, to_utc_naive, warehouse_path
-from serving.online import KeySpace, connect, resolve_prefix, resolve_url
-from serving.online_client import OnlineClient, OnlineResponse
+from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
+from serving.online.export import Exporter, MaterializeSummary
+from serving.online.keys import KeySpace
+from serving.online.read import OnlineClient, OnlineResponse
+from serving.online.status import ViewStatus, online_status
+from serving.online.versions import Timing, Versions
 from serving.registry import FeatureView, Registry
 
 
@@ -35,7 +39,9 @@ class FeatureStore:
         self.project_dir = Path(project_dir).resolve()
         self.redis_url = resolve_url(redis_url)
         self.redis_prefix = resolve_prefix(redis_prefix)
-        self._redis: redis.Redis | None = None
+        self._keys = KeySpace(self.redis_prefix)
+        self._timing = Timing.from_env()
+        self._nodes: Nodes | None = None
         self._online: OnlineClient | None = None
         self._macros = MacroSet(self.project_dir / "macros")
         self.registry = Registry.from_project(self.project_dir, self._macros)
@@ -61,11 +67,14 @@ class FeatureStore:
         return self.offline.historical(entity_df, views, column, full_feature_names)
 
     @property
-    def redis(self) -> redis.Redis:
-        """The pooled Redis client of the online store (connects lazily)."""
-        if self._redis is None:
-            self._redis = connect(self.redis_url)
-        return self._redis
+    def redis(self) -> redis.Redis | RedisCluster:
+        """The pooled client of the online store: one node, or a cluster (connects lazily)."""
+        return self._online_nodes().client
+
+    def _online_nodes(self) -> Nodes:
+        if self._nodes is None:
+            self._nodes = Nodes(self.redis_url, connect(self.redis_url))
+        return self._nodes
 
     def materialize(
         self,
@@ -89,9 +98,20 @@ class FeatureStore:
                     f"no online feature view named {', '.join(map(repr, unknown))}; online feature views: {', '.join(by_name) or '(none)'}"
                 )
             selected = [by_name[name] for name in dict.fromkeys(feature_views)]
-        exporter = Exporter(self.redis, self.redis_url, KeySpace(self.redis_prefix), self.offline, progress=progress)
-        # Leftovers of killed runs are cleaned for every online view, not just the selected ones.
-        return exporter.materialize(selected, moment, incremental, clean=[view.name for view in all_online])
+        exporter = Exporter(self._online_nodes(), self._keys, self.offline, self._timing, progress=progress)
+        return exporter.materialize(selected, moment, incremental)
+
+    def collect_garbage(self, grace_seconds: float | None = None) -> int:
+        """Deletes snapshot versions replaced longer ago than the grace period (default
+        $FEATURE_STORE_GC_GRACE_SECONDS, 60 s) and those of dead exports; returns how many.
+        materialize does this after every run."""
+        versions = Versions(self._online_nodes(), self._keys, self._timing)
+        return redis_call(self.redis_url, versions.collect, grace_seconds)
+
+    def online_status(self) -> list[ViewStatus]:
+        """Per online view: the snapshot readers get now, its as_of, entity count and age."""
+        views = [view.name for view in self.registry.views.values() if view.online]
+        return redis_call(self.redis_url, online_status, self._online_nodes().client, self._keys, views)
 
     def get_online_features(
         self,
@@ -104,8 +124,8 @@ class FeatureStore:
         Each value comes with a status (present, null, missing, outside_ttl) and its
         event timestamp: see OnlineResponse."""
         if self._online is None:
-            self._online = OnlineClient(self.redis, self.redis_url, KeySpace(self.redis_prefix), self.registry)
-        return self._online.get_online_features(features, entity_rows, full_feature_names)
+            self._online = OnlineClient(self._online_nodes(), self._keys, self.registry, self._timing)
+        return redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)
 
 
 def _timestamp_column(entity_df: pd.DataFrame) -> str:

@@ -1,9 +1,11 @@
-"""Snapshots switch atomically: killed exports, concurrent readers, incremental corrections."""
+"""Snapshots switch atomically: killed, hung and overlapping exports, concurrent readers, incremental corrections."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -18,7 +20,10 @@ import pytest
 import redis
 
 from online_checks import assert_online_equals_offline, same_response
-from serving.exporter import PAUSE_ENV
+from serving.online.connection import Nodes
+from serving.online.export import PAUSE_ENV
+from serving.online.keys import KeySpace
+from serving.online.versions import LEASE_ENV, Timing, Versions
 from serving.store import FeatureStore
 
 BEFORE = dt.datetime(2026, 1, 20, 12)
@@ -28,36 +33,62 @@ USERS = [{"user_id": user} for user in range(1, 301, 3)]
 
 
 def version_keys(raw: redis.Redis, prefix: str) -> set[bytes]:
-    return {key for key in raw.scan_iter(match=f"{prefix}:*", count=5000) if not key.endswith((b":current", b":version_counter", b":versions"))}
+    """Every key of every version (rows, metadata, index), not the store-wide control keys."""
+    control = (b":current", b":counter", b":versions")
+    return {key for key in raw.scan_iter(match=f"{prefix}:*", count=5000) if not key.endswith(control)}
 
 
-def test_killed_export_leaves_the_previous_snapshot_whole_and_is_cleaned_next_time(
+def live_keys(raw: redis.Redis, prefix: str) -> set[bytes]:
+    """The keys the live versions need: their rows (from their indexes), metadata and index."""
+    keys = KeySpace(prefix)
+    wanted: set[bytes] = set()
+    for view, version in ((name.decode(), int(value)) for name, value in raw.hgetall(keys.current).items()):
+        wanted |= {keys.meta(view, version).encode(), keys.index(view, version).encode()}
+        versions = Versions(Nodes("", raw), keys, Timing(60, 30))
+        wanted |= {keys.row(view, version, key) for _, batch in versions.indexed_keys(view, version) for key in batch}
+    return wanted
+
+
+def exporter_process(project: Path, url: str, prefix: str, as_of: dt.datetime, views: list[str] | None, **env: str) -> subprocess.Popen:
+    script = (
+        "import sys, json; from serving.store import FeatureStore; "
+        "FeatureStore(sys.argv[1], redis_url=sys.argv[2], redis_prefix=sys.argv[3])"
+        ".materialize(as_of=sys.argv[4], feature_views=json.loads(sys.argv[5]), progress=False)"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(project), url, prefix, as_of.isoformat(), json.dumps(views)],
+        env={**os.environ, **env},
+        cwd=Path(__file__).resolve().parents[2],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_rows(raw: redis.Redis, prefix: str, known: set[bytes], process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not {key for key in version_keys(raw, prefix) - known if b"}" in key}:
+        assert process.poll() is None and time.monotonic() < deadline, "the export never wrote its first batch"
+        time.sleep(0.05)
+
+
+def test_killed_export_leaves_the_previous_snapshot_whole_and_is_collected_when_its_lease_ends(
     store: FeatureStore, built_project: Path, redis_url: str, prefix: str, raw: redis.Redis
 ) -> None:
     store.materialize(as_of=BEFORE, progress=False)
     before = store.get_online_features(READ, USERS).to_dict()
-    live_keys = version_keys(raw, prefix)
-    script = (
-        "import sys; from serving.store import FeatureStore; "
-        "FeatureStore(sys.argv[1], redis_url=sys.argv[2], redis_prefix=sys.argv[3]).materialize(as_of=sys.argv[4], progress=False)"
-    )
-    exporter = subprocess.Popen(
-        [sys.executable, "-c", script, str(built_project), redis_url, prefix, AFTER.isoformat()],
-        env={**os.environ, PAUSE_ENV: "60"},  # test hook: the export stops after its first batch
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    live = version_keys(raw, prefix)
+    # Test hooks: the export stops after its first batch, and its lease lasts one second.
+    exporter = exporter_process(built_project, redis_url, prefix, AFTER, None, **{PAUSE_ENV: "60", LEASE_ENV: "1"})
     try:
-        deadline = time.monotonic() + 60
-        while not version_keys(raw, prefix) - live_keys - {k for k in version_keys(raw, prefix) if k.endswith(b":meta")}:
-            assert exporter.poll() is None and time.monotonic() < deadline, "the export never wrote its first batch"
-            time.sleep(0.05)
+        wait_for_rows(raw, prefix, live, exporter)
         os.kill(exporter.pid, signal.SIGKILL)
     finally:
-        exporter.wait()
-    leftovers = version_keys(raw, prefix) - live_keys
+        exporter.communicate()
+    leftovers = version_keys(raw, prefix) - live
     assert leftovers, "the killed export should have left half a version behind"
     assert same_response(store.get_online_features(READ, USERS).to_dict(), before)
 
+    time.sleep(1.2)
     store.materialize(as_of=BEFORE, feature_views=["user_features"], progress=False)
     assert not (version_keys(raw, prefix) & leftovers), "the next materialize drops what the killed one wrote"
     assert same_response(store.get_online_features(READ, USERS).to_dict(), before)
@@ -129,7 +160,9 @@ def test_incremental_writes_only_corrected_and_late_entities(
     again = store.materialize(as_of=as_of, feature_views=["user_features", "user_purchase_windows"], incremental=True, progress=False)
     assert again.view("user_features").keys_written == 2
     assert again.view("user_purchase_windows").keys_written == 0
-    assert again.view("user_features").version == first.view("user_features").version
+    # Versions never change once switched to: the unchanged rows are copied into a new one by the server.
+    assert again.view("user_features").keys_copied == again.view("user_features").entities - 2
+    assert again.view("user_features").version != first.view("user_features").version
     got = store.get_online_features(["user_features:total_purchases"], [{"user_id": corrected[0]}, {"user_id": late[0]}])
     assert got.to_dict()["total_purchases"] == [9999, 4242]
     assert got.event_timestamps["total_purchases"] == [dt.datetime(2026, 2, 10), dt.datetime(2026, 2, 10, 6)]
@@ -140,11 +173,112 @@ def test_incremental_writes_only_corrected_and_late_entities(
 
 
 @pytest.mark.parametrize("view", ["user_features", "user_category_windows"], ids=["fixed-width-keys", "composite-string-keys"])
-def test_a_replaced_version_leaves_no_key_behind(store: FeatureStore, raw: redis.Redis, prefix: str, view: str) -> None:
+def test_a_replaced_version_outlives_the_switch_by_the_grace_period_then_leaves_no_key(
+    store: FeatureStore, raw: redis.Redis, prefix: str, view: str
+) -> None:
     store.materialize(as_of=BEFORE, feature_views=[view], progress=False)
     first = version_keys(raw, prefix)
     summary = store.materialize(as_of=AFTER, feature_views=[view], progress=False)
+    assert first <= version_keys(raw, prefix), "a reader that resolved the old version may still read it"
+    assert store.collect_garbage(grace_seconds=0) == 1
     second = version_keys(raw, prefix)
     assert not first & second
     # One key per entity, plus the version's metadata and its index of keys.
     assert len(second) == summary.entities + 2
+    assert second == live_keys(raw, prefix)
+
+
+def test_overlapping_exports_some_killed_never_mix_a_read_and_leave_no_orphans(
+    store: FeatureStore, built_project: Path, redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
+    snapshots = {}
+    for as_of in (BEFORE, AFTER):
+        store.materialize(as_of=as_of, progress=False)
+        snapshots[as_of] = {
+            view: store.get_online_features([f for f in READ if f.startswith(view)], USERS).to_dict()
+            for view in ("user_purchase_windows", "user_features")
+        }
+    errors: list[Exception] = []
+    mixed: list[dict[str, Any]] = []
+    reads = 0
+    done = threading.Event()
+
+    def read_forever() -> None:
+        nonlocal reads
+        reader = FeatureStore(store.project_dir, redis_url=store.redis_url, redis_prefix=store.redis_prefix)
+        while not done.is_set():
+            try:
+                for view in ("user_purchase_windows", "user_features"):
+                    got = reader.get_online_features([f for f in READ if f.startswith(view)], USERS).to_dict()
+                    if not any(same_response(got, snapshot[view]) for snapshot in snapshots.values()):
+                        mixed.append(got)
+                reads += 1
+            except Exception as error:  # noqa: BLE001 - every failure of a read is what this test counts
+                errors.append(error)
+
+    readers = [threading.Thread(target=read_forever) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    hooks = {PAUSE_ENV: "0.05", LEASE_ENV: "1"}
+    runs = [
+        (AFTER, None),
+        (BEFORE, None),
+        (AFTER, ["user_features"]),
+        (BEFORE, ["user_purchase_windows", "user_features"]),
+        (AFTER, ["user_purchase_windows"]),
+        (BEFORE, None),
+    ]
+    rng = random.Random(7)
+    try:
+        exporters = []
+        for as_of, views in runs:
+            exporters.append(exporter_process(built_project, redis_url, prefix, as_of, views, **hooks))
+            time.sleep(rng.uniform(0.05, 0.3))
+        doomed = exporters[1::2]
+        for process in doomed:
+            time.sleep(rng.uniform(0.1, 0.6))
+            os.kill(process.pid, signal.SIGKILL)
+        outcomes = [process.communicate(timeout=120) for process in exporters]
+        time.sleep(0.3)
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join()
+    for process, (_, stderr) in zip(exporters, outcomes):
+        if process not in doomed:
+            assert process.returncode == 0, stderr
+    assert not errors, errors[:3]
+    assert not mixed, mixed[:1]
+    assert reads > 10
+
+    time.sleep(1.2)  # the killed runs' leases run out
+    clean = FeatureStore(store.project_dir, redis_url=store.redis_url, redis_prefix=store.redis_prefix)
+    clean.materialize(as_of=AFTER, progress=False)
+    clean.collect_garbage(grace_seconds=0)
+    assert version_keys(raw, prefix) == live_keys(raw, prefix), "orphaned keys"
+    assert KeySpace(prefix).versions.encode() in set(raw.keys(f"{prefix}:*"))
+    assert {state for state in raw.hgetall(KeySpace(prefix).versions).values()} == {b"l"}
+
+
+def test_an_export_that_hangs_past_its_lease_fails_and_changes_nothing(
+    store: FeatureStore, built_project: Path, redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
+    store.materialize(as_of=BEFORE, progress=False)
+    before = store.get_online_features(READ, USERS).to_dict()
+    pointers = raw.hgetall(KeySpace(prefix).current)
+    exporter = exporter_process(built_project, redis_url, prefix, AFTER, None, **{PAUSE_ENV: "0.5", LEASE_ENV: "1"})
+    try:
+        wait_for_rows(raw, prefix, version_keys(raw, prefix), exporter)
+        os.kill(exporter.pid, signal.SIGSTOP)  # a stalled machine: no heartbeat either
+        time.sleep(1.5)
+        assert store.collect_garbage() >= 1, "the silent run's version is collected"
+        os.kill(exporter.pid, signal.SIGCONT)
+        _, stderr = exporter.communicate(timeout=120)
+    finally:
+        if exporter.poll() is None:
+            exporter.kill()
+            exporter.wait()
+    assert exporter.returncode != 0
+    assert "lost version" in stderr or "was collected before this export switched" in stderr, stderr[-2000:]
+    assert raw.hgetall(KeySpace(prefix).current) == pointers
+    assert same_response(store.get_online_features(READ, USERS).to_dict(), before)

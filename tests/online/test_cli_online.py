@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,24 @@ def test_materialize_with_redis_down_exits_1_naming_the_url(built_project, prefi
     assert "127.0.0.1:1" in result.stderr
     assert "secret" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_status_shows_each_online_view_snapshot_and_says_which_redis(built_project, redis_url, prefix):
+    before = featurestore(built_project, redis_url, prefix, "status")
+    assert before.returncode == 0, before.stderr
+    assert "user_features: never materialized" in before.stdout
+
+    done = featurestore(built_project, redis_url, prefix, "materialize", "--as-of", AS_OF, "--select", "user_features")
+    assert done.returncode == 0, done.stderr
+    assert f"online store: {redis_url} (key prefix '{prefix}')" in done.stderr
+
+    shown = featurestore(built_project, redis_url, prefix, "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    statuses = {status["view"]: status for status in json.loads(shown.stdout)}
+    served = statuses["user_features"]
+    assert served["as_of"] == "2026-02-01T12:00:00"
+    exported = int(re.search(r"([\d,]+) entities", done.stdout).group(1).replace(",", ""))
+    assert served["entities"] == exported > 0
+    assert served["age_seconds"] > 0
+    assert statuses["user_purchase_windows"]["version"] is None
+    assert "online store:" in shown.stderr

@@ -1,0 +1,390 @@
+"""Online reads: any number of entities and views in one round trip per server.
+
+A Lua script (EVALSHA; reloaded when a server lost it) reads every requested row a
+server holds. On the server with the control keys it first resolves each view's
+current version, and returns a version's metadata when this client has not seen that
+version yet, so a new snapshot costs no extra trip. On one node that is the whole
+read: pointers and rows in one atomic step, so a response never mixes snapshots.
+
+In a cluster the other servers are asked, in the same round, for the rows of the
+versions this client saw last. When the control server names other versions (a
+switch happened), those servers are asked again. Either way every row comes from the
+versions the pointers named at one instant; those are not deleted before a grace
+period (serving.online.versions), and a read slower than half of it starts over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import hiredis
+import msgpack
+import numpy as np
+import pandas as pd
+import redis
+
+from serving.encoding import INT_KEY_WIDTH, RowDecoder, RowLayout, key_part, packed_int_keys, split_fixed
+from serving.errors import EntityKeyError, OnlineStoreError
+from serving.online.connection import Nodes, is_topology_error, mask_password, redis_call, unreachable
+from serving.online.keys import ROW_SEP, ROW_TAIL, KeySpace
+from serving.online.versions import Timing
+from serving.registry import FeatureView, Registry
+
+PRESENT = "present"
+NULL = "null"
+MISSING = "missing"
+OUTSIDE_TTL = "outside_ttl"
+# How long a read keeps retrying while a cluster fails over or a server restarts.
+RETRY_SECONDS = 15.0
+
+# ARGV: pointers key ('' on a server that must not resolve them), metadata key head,
+# row separator, row tail, 1 when MGET may span slots (one node), view count; then per
+# view: name, row key head, version to read ('' to resolve), version known to the
+# client, entity count, key width, then the keys (back to back in one argument when
+# width > 0, else one per argument). Returns per view: false (no snapshot) or
+# {version, metadata or false, {row or false, ...}}.
+_READ_SCRIPT = """
+local pointers, meta_head, sep, tail = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local multi = ARGV[5] == '1'
+local out = {}
+local at = 7
+for v = 1, tonumber(ARGV[6]) do
+  local name, head, version, known = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  local count, width = tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
+  at = at + 6
+  local meta = false
+  if pointers ~= '' then
+    version = redis.call('HGET', pointers, name)
+    if version and version ~= known then
+      meta = redis.call('GET', meta_head .. name .. ':' .. version)
+    end
+  end
+  if not version then
+    out[v] = false
+  else
+    local base = head .. version .. sep
+    local names = {}
+    if width > 0 then
+      local packed = ARGV[at]
+      for i = 1, count do
+        names[i] = base .. string.sub(packed, (i - 1) * width + 1, i * width) .. tail
+      end
+    else
+      for i = 1, count do
+        names[i] = base .. ARGV[at + i - 1] .. tail
+      end
+    end
+    local rows = {}
+    if multi then
+      -- unpack() is bounded by Lua's C stack: big requests go in slices.
+      for first = 1, count, 4000 do
+        local part = redis.call('MGET', unpack(names, first, math.min(first + 3999, count)))
+        for i = 1, #part do
+          rows[first + i - 1] = part[i]
+        end
+      end
+    else
+      -- A cluster refuses a multi-key command across slots, even on one server.
+      for i = 1, count do
+        rows[i] = redis.call('GET', names[i])
+      end
+    end
+    out[v] = {version, meta, rows}
+  end
+  at = at + (width > 0 and 1 or count)
+end
+return out
+"""
+
+
+@dataclass
+class OnlineResponse:
+    """Columns in request order: entity keys first, then features (Feast's layout)."""
+
+    columns: dict[str, list[Any]]
+    statuses: dict[str, list[str]] = field(default_factory=dict)
+    event_timestamps: dict[str, list[dt.datetime | None]] = field(default_factory=dict)
+
+    def to_dict(self, include_metadata: bool = False) -> dict[str, list[Any]]:
+        result = {name: list(values) for name, values in self.columns.items()}
+        if include_metadata:
+            for name in self.statuses:
+                result[f"{name}__status"] = list(self.statuses[name])
+                result[f"{name}__event_timestamp"] = list(self.event_timestamps[name])
+        return result
+
+    def to_df(self, include_metadata: bool = False) -> pd.DataFrame:
+        return pd.DataFrame(self.to_dict(include_metadata))
+
+
+@dataclass(frozen=True)
+class _Request:
+    views: list[tuple[FeatureView, list[str], list[str]]]  # view, its features, their output column names
+    entity_columns: list[str]
+    types: dict[str, type | None]  # entity key -> the Python type its values must have, if known
+    positions: dict[tuple[str, RowDecoder], list[int]] = field(default_factory=dict)  # (view, decoder) -> features' row slots
+
+
+@dataclass(frozen=True)
+class _ViewKeys:
+    """One view's entity keys for a read: back to back when they share a width, else one by one."""
+
+    width: int
+    packed: bytes
+    keys: list[bytes]
+
+    @property
+    def count(self) -> int:
+        return len(self.packed) // self.width if self.width else len(self.keys)
+
+    def all(self) -> list[bytes]:
+        return split_fixed(self.packed, self.width) if self.width else self.keys
+
+    def select(self, keys: list[bytes], positions: list[int]) -> _ViewKeys:
+        chosen = [keys[i] for i in positions]
+        return _ViewKeys(self.width, b"".join(chosen), []) if self.width else _ViewKeys(0, b"", chosen)
+
+
+class OnlineClient:
+    def __init__(self, nodes: Nodes, keys: KeySpace, registry: Registry, timing: Timing) -> None:
+        self.nodes = nodes
+        self.url = nodes.url
+        self.keys = keys
+        self.registry = registry
+        self.timing = timing
+        self._sha = hashlib.sha1(_READ_SCRIPT.encode()).hexdigest()
+        self._decoders: dict[tuple[str, str], RowDecoder] = {}
+        self._known: dict[str, str] = {}
+        self._requests: dict[tuple[tuple[str, ...], bool], _Request] = {}
+        self._header = [keys.current, keys.meta_head, ROW_SEP, ROW_TAIL]
+
+    def _plan(self, features: Sequence[str], full_feature_names: bool) -> _Request:
+        cache_key = (tuple(features), full_feature_names)
+        plan = self._requests.get(cache_key)
+        if plan is None:
+            resolved = self.registry.resolve(features)
+            views = [
+                (view, names, [f"{view.name}__{name}" if full_feature_names else name for name in names])
+                for view, names in resolved
+            ]
+            outputs = [name for _, _, names in views for name in names]
+            duplicated = sorted({name for name in outputs if outputs.count(name) > 1})
+            if duplicated:
+                raise EntityKeyError(
+                    f"feature name(s) {', '.join(duplicated)} come from more than one feature view; "
+                    "ask for full_feature_names=True"
+                )
+            entity_columns = list(dict.fromkeys(key for view, _, _ in views for key in view.entity))
+            types = Registry.key_types(view for view, _, _ in views)
+            plan = _Request(views, entity_columns, types)
+            self._requests[cache_key] = plan
+        return plan
+
+    def get_online_features(
+        self, features: Sequence[str], entity_rows: Sequence[Mapping[str, Any]], full_feature_names: bool = False
+    ) -> OnlineResponse:
+        plan = self._plan(features, full_feature_names)
+        columns = self._entity_columns(plan, entity_rows)
+        keys = [self._view_keys(plan, view, columns) for view, _, _ in plan.views]
+        # One node: one fresh try (a connection the server closed while idle). A cluster:
+        # retries while it fails over, for a bounded time.
+        deadline = time.monotonic() + (RETRY_SECONDS if self.nodes.cluster else 0)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                replies = self._read_cluster(plan, keys) if self.nodes.cluster else self._call({"": (True, keys)}, plan)[""]
+                break
+            except (redis.RedisError, OSError) as error:
+                if not is_topology_error(error):
+                    raise
+                if tries > 1 and time.monotonic() > deadline:
+                    if not self.nodes.cluster:
+                        raise unreachable(self.url, error) from error
+                    raise OnlineStoreError(
+                        f"Redis Cluster at {mask_password(self.url)} did not serve the read within {RETRY_SECONDS:g} s: {error}"
+                    ) from error
+                # A failover or restart: ask again where things are, then retry.
+                time.sleep(0.05)
+                try:
+                    self.nodes.refresh()
+                except (redis.RedisError, OSError):
+                    continue
+        response = OnlineResponse(columns)
+        for (view, names, outputs), reply in zip(plan.views, replies):
+            self._fill(plan, response, view, names, outputs, reply)
+        return response
+
+    @staticmethod
+    def _view_keys(plan: _Request, view: FeatureView, columns: dict[str, list[Any]]) -> _ViewKeys:
+        entity = view.entity
+        if len(entity) == 1 and plan.types[entity[0]] is int:
+            return _ViewKeys(INT_KEY_WIDTH, _int_keys(entity[0], columns[entity[0]]), [])
+        if len(entity) == 1:
+            return _ViewKeys(0, b"", [key_part(value) for value in columns[entity[0]]])
+        return _ViewKeys(0, b"", [b"".join([key_part(value) for value in values]) for values in zip(*(columns[name] for name in entity))])
+
+    def _read_cluster(self, plan: _Request, keys: list[_ViewKeys]) -> list[Any]:
+        """Rows of every view from every server holding some, in one round when this
+        client's versions are still current (see the module docstring)."""
+        control = self.nodes.control(self.keys.prefix)
+        every = [view_keys.all() for view_keys in keys]
+        placed = [self.nodes.group(view_keys) for view_keys in every]
+        servers = sorted(set().union(*placed) | {control})
+        for attempt in range(5):
+            started = time.monotonic()
+            guesses = [self._known.get(view.name, "") for view, _, _ in plan.views]
+            # A view this client never read: learn its version on the control server alone first.
+            asked = [control] if attempt == 0 and "" in guesses else servers
+            calls = {
+                server: (server == control, [view_keys.select(all_keys, groups.get(server, [])) for view_keys, all_keys, groups in zip(keys, every, placed)])
+                for server in asked
+            }
+            replies = self._call(calls, plan, guesses)
+            resolved = replies[control]
+            stale = False
+            for (view, _, _), reply, guess in zip(plan.views, resolved, guesses):
+                if reply:
+                    self._decoder(view.name, reply[0].decode(), reply[1])
+                    stale = stale or reply[0].decode() != guess
+            # Too slow a round may have read versions collected meanwhile: read again.
+            if stale or asked != servers or time.monotonic() - started > self.timing.grace_seconds / 2:
+                continue
+            return [
+                self._merge(resolved[v], [(placed[v].get(server, []), replies[server][v]) for server in servers], keys[v].count)
+                for v in range(len(keys))
+            ]
+        raise OnlineStoreError(f"feature views kept switching snapshots during a read at {mask_password(self.url)}; try again")
+
+    @staticmethod
+    def _merge(control: Any, parts: list[tuple[list[int], Any]], count: int) -> Any:
+        if not control:
+            return control
+        rows: list[Any] = [None] * count
+        for positions, reply in parts:
+            if reply:
+                for position, row in zip(positions, reply[2]):
+                    rows[position] = row
+        return [control[0], control[1], rows]
+
+    def _call(self, calls: dict[str, tuple[bool, list[_ViewKeys]]], plan: _Request, guesses: list[str] | None = None) -> dict[str, Any]:
+        """One EVALSHA per server, all sent before any reply is read. `calls`: server ->
+        (resolve pointers there?, the view keys it holds)."""
+        commands = {}
+        for server, (resolve, view_keys) in calls.items():
+            args: list[Any] = [*(self._header if resolve else ["", "", ROW_SEP, ROW_TAIL]), 0 if self.nodes.cluster else 1, len(plan.views)]
+            for index, ((view, _, _), keys) in enumerate(zip(plan.views, view_keys)):
+                guess = "" if resolve or guesses is None else guesses[index]
+                args += [view.name, self.keys.row_head(view.name), guess, self._known.get(view.name, ""), keys.count, keys.width]
+                args += [keys.packed] if keys.width else keys.keys
+            commands[server] = hiredis.pack_command(("EVALSHA", self._sha, 0, *args))
+        connections = {server: self.nodes.connection(server) for server in commands}
+        replies: dict[str, Any] = {}
+        try:
+            for server, command in commands.items():
+                connections[server].send_packed_command([command])
+            for server, connection in connections.items():
+                replies[server] = self._reply(server, connection, commands[server])
+        except BaseException:
+            # A reply may be left unread; the next read must not get it.
+            for connection in connections.values():
+                connection.disconnect()
+            raise
+        finally:
+            for server, connection in connections.items():
+                self.nodes.release(server, connection)
+        return replies
+
+    def _reply(self, server: str, connection: Any, command: bytes) -> Any:
+        try:
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            # A new, restarted or flushed server: load the script once, then ask again.
+            self.nodes.redis_for(server).script_load(_READ_SCRIPT)
+            connection.send_packed_command([command])
+            return connection.read_response()
+
+    def _fill(self, plan: _Request, response: OnlineResponse, view: FeatureView, names: list[str], outputs: list[str], reply: Any) -> None:
+        if not reply:
+            raise OnlineStoreError(
+                f"feature view '{view.name}' has no online snapshot under prefix '{self.keys.prefix}' at {mask_password(self.url)}; run materialize first"
+            )
+        version, meta, blobs = reply
+        decoder = self._decoder(view.name, version.decode(), meta)
+        positions = plan.positions.get((view.name, decoder))
+        if positions is None:
+            positions = plan.positions[(view.name, decoder)] = [decoder.layout.features.index(name) for name in names]
+        stamps, columns, nulls = decoder.columns(blobs, positions)
+        if None in stamps:
+            base = [MISSING if blob is None else OUTSIDE_TTL if stamp is None else PRESENT for blob, stamp in zip(blobs, stamps)]
+        else:
+            base = [PRESENT] * len(blobs)
+        for output, column, nulled in zip(outputs, columns, nulls):
+            response.columns[output] = column
+            statuses = response.statuses[output] = list(base)
+            for row in nulled:
+                statuses[row] = NULL
+            response.event_timestamps[output] = stamps
+
+    def _decoder(self, view: str, version: str, meta: bytes | None) -> RowDecoder:
+        decoder = self._decoders.get((view, version))
+        if decoder is None:
+            if meta is None:
+                # Another client instance's cache said it knew this version; ask again without it.
+                meta = redis_call(self.url, self.nodes.client.get, self.keys.meta(view, version))
+                if meta is None:
+                    raise OnlineStoreError(f"version {version} of feature view '{view}' has no metadata; materialize again")
+            decoder = RowDecoder(RowLayout.from_dict(msgpack.unpackb(meta)["layout"]))
+            self._decoders[(view, version)] = decoder
+        self._known[view] = version
+        return decoder
+
+    def _entity_columns(self, plan: _Request, entity_rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The entity key columns of the request; checked in bulk, and row by row only to name a fault."""
+        try:
+            columns = {name: [row[name] for row in entity_rows] for name in plan.entity_columns}
+        except (KeyError, TypeError):
+            self._check_rows(plan, entity_rows)
+            raise
+        if entity_rows and set(map(len, entity_rows)) != {len(plan.entity_columns)}:
+            self._check_rows(plan, entity_rows)
+        for name, wanted in plan.types.items():
+            if wanted is not None and not set(map(type, columns[name])) <= {wanted}:
+                self._check_rows(plan, entity_rows)
+        return columns
+
+    def _check_rows(self, plan: _Request, entity_rows: Sequence[Mapping[str, Any]]) -> None:
+        expected = set(plan.entity_columns)
+        for index, row in enumerate(entity_rows):
+            if row.keys() != expected:
+                missing = sorted(expected - row.keys())
+                extra = sorted(set(row.keys()) - expected)
+                problem = "; ".join(
+                    part
+                    for part in (
+                        f"missing entity key(s) {', '.join(missing)}" if missing else "",
+                        f"unexpected key(s) {', '.join(map(str, extra))}" if extra else "",
+                    )
+                    if part
+                )
+                raise EntityKeyError(f"entity row {index} {dict(row)!r}: {problem}; the requested views need exactly: {', '.join(plan.entity_columns)}")
+            for key, wanted in plan.types.items():
+                value = row[key]
+                if wanted is None:
+                    continue
+                if type(value) is not wanted and not (wanted is int and isinstance(value, np.integer)):
+                    raise EntityKeyError(
+                        f"entity row {index}: {key}={value!r} is a {type(value).__name__}; {key} needs a {wanted.__name__}"
+                    )
+
+
+def _int_keys(name: str, values: list[Any]) -> bytes:
+    try:
+        return packed_int_keys(values)
+    except struct.error as error:
+        raise EntityKeyError(f"entity key {name} holds a value outside the 64-bit integer range: {error}") from error
