@@ -118,6 +118,8 @@ def materialize(ctx: click.Context, as_of: str | None, selected: tuple[str, ...]
     store = _store(ctx)
     summary = store.materialize(as_of=_parse_as_of(as_of), feature_views=list(selected) or None, incremental=incremental)
     click.echo(str(summary))
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
     _say_which_redis(store)
 
 

@@ -49,6 +49,11 @@ class ViewExport:
     version: int
     incremental: bool
     keys_copied: int = 0
+    outside_ttl: int = 0  # entities whose latest row is older than the TTL at as_of: they read as outside_ttl
+
+    @property
+    def present(self) -> int:
+        return self.entities - self.outside_ttl
 
 
 @dataclass
@@ -73,14 +78,26 @@ class MaterializeSummary:
     def view(self, name: str) -> ViewExport:
         return {export.view: export for export in self.views}[name]
 
+    @property
+    def warnings(self) -> list[str]:
+        """Views whose snapshot is mostly expired at as_of: reads would return little but outside_ttl."""
+        return [
+            f"{view.outside_ttl:,} of {view.entities:,} entities of '{view.view}' are outside its TTL at {self.as_of.isoformat()}: "
+            "they read as outside_ttl (no values); is --as-of right?"
+            for view in self.views
+            if view.entities and view.outside_ttl * 2 > view.entities
+        ]
+
     def __str__(self) -> str:
         rate = self.entities / self.seconds if self.seconds else 0.0
         mode = "incremental" if any(view.incremental for view in self.views) else "full"
-        return (
+        lines = [
             f"materialized {len(self.views)} view(s) as of {self.as_of.isoformat()} ({mode}): "
             f"{self.entities:,} entities, {self.keys_written:,} keys written ({self.bytes_written / 1e6:.1f} MB) "
             f"in {self.seconds:.2f} s ({rate:,.0f} entities/s)"
-        )
+        ]
+        lines += [f"  {view.view}: {view.present:,} present, {view.outside_ttl:,} outside_ttl (version {view.version})" for view in self.views]
+        return "\n".join(lines)
 
 
 @dataclass
@@ -89,6 +106,7 @@ class _Encoded:
     layout: RowLayout
     keys: list[bytes]
     blobs: list[bytes]
+    outside_ttl: int
 
 
 class Exporter:
@@ -133,6 +151,7 @@ class Exporter:
                         export = self._write_changes(encoded, version, old, saved, bar, lease)
                     else:
                         export = self._write_version(encoded, version, bar, lease)
+                    export.outside_ttl = encoded.outside_ttl
                     summary.views.append(export)
                     written[view.name] = version
             lease.stop()
@@ -150,7 +169,8 @@ class Exporter:
     def _encode(self, view: FeatureView, as_of: dt.datetime) -> _Encoded:
         table = self.offline.snapshot(view, as_of)
         layout = RowLayout.for_schema(table.schema, view.feature_names)
-        return _Encoded(view, layout, encode_keys(table, view.entity), encode_rows(table, layout))
+        expired = table.column("event_timestamp").null_count
+        return _Encoded(view, layout, encode_keys(table, view.entity), encode_rows(table, layout), expired)
 
     def _meta(self, encoded: _Encoded, as_of: dt.datetime, version: int) -> bytes:
         return msgpack.packb(

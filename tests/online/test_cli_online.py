@@ -96,3 +96,16 @@ def test_status_shows_each_online_view_snapshot_and_says_which_redis(built_proje
     assert served["age_seconds"] > 0
     assert statuses["user_purchase_windows"]["version"] is None
     assert "online store:" in shown.stderr
+
+
+def test_materialize_counts_entities_by_status_and_warns_when_most_are_expired(built_project, redis_url, prefix):
+    fresh = featurestore(built_project, redis_url, prefix, "materialize", "--as-of", AS_OF, "--select", "user_features")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "warning:" not in fresh.stderr
+
+    # user_features holds daily snapshots with a one-day TTL: a year later every entity has expired.
+    late = featurestore(built_project, redis_url, prefix, "materialize", "--as-of", "2027-02-01T00:00:00Z", "--select", "user_features")
+    assert late.returncode == 0, late.stderr
+    entities = int(re.search(r"([\d,]+) entities", late.stdout).group(1).replace(",", ""))
+    assert f"user_features: 0 present, {entities:,} outside_ttl" in late.stdout
+    assert f"warning: {entities:,} of {entities:,} entities of 'user_features' are outside its TTL" in late.stderr
