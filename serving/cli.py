@@ -157,36 +157,41 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, ...]) -> dict[str, Any]:
+def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """`--entity key=value` pairs, in order, as entity rows: a key already in the current row
+    starts the next one, so `user_id=1 user_id=2` is two rows and `user_id=1 category=books` one."""
     key_types = {}
     for view, _ in store.registry.resolve(references):
         key_types.update(view.entity_types)
-    row = {}
+    rows: list[dict[str, Any]] = [{}]
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep:
             raise EntityKeyError(f"--entity '{pair}' is not key=value; keys: {', '.join(key_types)}")
+        if key in rows[-1]:
+            rows.append({})
         if python_type(key_types.get(key)) is int:
             try:
-                row[key] = int(text)
+                rows[-1][key] = int(text)
             except ValueError:
                 raise EntityKeyError(f"entity key {key} is an integer; got '{text}'") from None
         else:
-            row[key] = text
-    return row
+            rows[-1][key] = text
+    return rows
 
 
 @main.command()
 @click.argument("features", nargs=-1, required=True)
-@click.option("--entity", "entities", multiple=True, required=True, help="Entity key as key=value (repeat for composite keys).")
+@click.option("--entity", "entities", multiple=True, required=True,
+              help="Entity key as key=value; repeat for a composite key, and repeat a key to read another entity.")
 @click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
 @click.pass_context
 @_fail_cleanly
 def get(ctx: click.Context, features: tuple[str, ...], entities: tuple[str, ...], full_feature_names: bool) -> None:
-    """Read online FEATURES (view:feature ...) for one entity; prints JSON."""
+    """Read online FEATURES (view:feature ...) for one or more entities; prints JSON, one list entry per entity."""
     store = _store(ctx)
-    row = _parse_entities(store, features, entities)
-    response = store.get_online_features(list(features), [row], full_feature_names=full_feature_names)
+    rows = _parse_entities(store, features, entities)
+    response = store.get_online_features(list(features), rows, full_feature_names=full_feature_names)
     click.echo(json.dumps(response.to_dict(include_metadata=True), default=_json_default, indent=2))
     _say_which_redis(store)
 

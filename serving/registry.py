@@ -17,8 +17,11 @@ from serving.errors import EntityKeyError, RegistryError, UnknownFeatureError
 from serving.macros import MacroSet
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
-_INT_TYPES = {"bigint", "integer", "int", "int8", "int4", "int2", "int64", "int32", "smallint", "tinyint", "hugeint", "ubigint", "uinteger", "long"}
-_STR_TYPES = {"varchar", "text", "string", "char", "bpchar"}
+# The key types of macros/graph/online_key_types.sql, which refuses the others at validation
+# (tests/macros/test_feature_view_spec_macro.py pins the two lists together).
+_INT_TYPES = {"tinyint", "smallint", "integer", "int", "bigint", "int1", "int2", "int4", "int8", "int32", "int64",
+              "long", "utinyint", "usmallint", "uinteger"}
+_STR_TYPES = {"varchar", "text", "string", "char", "bpchar", "character", "character varying"}
 
 
 def python_type(data_type: str | None) -> type | None:

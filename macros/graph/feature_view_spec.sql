@@ -38,6 +38,25 @@
   {%- if meta.online is defined and meta.online is not none and meta.online is not boolean -%}
     {{- exceptions.raise_compiler_error(model ~ ": config.meta.feature_store.online is " ~ meta.online ~ "; expected true or false") -}}
   {%- endif -%}
+  {%- for field, column in fields[entity | length:] if column in entity -%}
+    {{- exceptions.raise_compiler_error(model ~ ": column '" ~ column ~ "' is both an entity and the " ~ field
+        ~ "; an entity key cannot be a time column") -}}
+  {%- endfor -%}
+  {#- Keys are matched by type (1 and '1' are different entities), so the type must be known;
+      an undeclared one would make reads miss silently. -#}
+  {%- set key_types = feature_store.online_key_types() -%}
+  {%- for key in entity -%}
+    {%- set data_type = (columns[key].data_type or '') | trim -%}
+    {%- if not data_type -%}
+      {{- exceptions.raise_compiler_error(model ~ ": entity column '" ~ key ~ "' has no data_type; declare it under the model's columns") -}}
+    {%- endif -%}
+    {%- set base = (data_type | lower).split('(')[0] | trim -%}
+    {%- if meta.online is sameas true and base not in key_types.integer and base not in key_types.string -%}
+      {{- exceptions.raise_compiler_error(model ~ ": entity column '" ~ key ~ "' is " ~ data_type
+          ~ ", which the online store cannot use as a key (online: true); key types: integer ("
+          ~ key_types.integer | join(', ') ~ ") or string (" ~ key_types.string | join(', ') ~ ")") -}}
+    {%- endif -%}
+  {%- endfor -%}
 
   {%- set keys = fields | map(attribute=1) | list -%}
   {%- set features = [] -%}

@@ -4,25 +4,31 @@ error (naming the model and the field) when it says something else."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
 from serving.errors import FeatureStoreError
 from serving.macros import MacroSet
+from serving.registry import python_type
 
 
-def node(**meta: Any) -> dict[str, Any]:
-    """A model node as it appears in dbt's manifest."""
+TYPES = {"user_id": "bigint", "spend": "double"}
+
+
+def node(types: dict[str, str | None] | None = None, **meta: Any) -> dict[str, Any]:
+    """A model node as it appears in dbt's manifest; `types` overrides declared column types."""
     feature_store = {"entity": "user_id", "timestamp_column": "event_timestamp", "created_timestamp_column": "created_timestamp", "ttl": "1 day"}
     feature_store.update(meta)
     names = ["user_id", "event_timestamp", "created_timestamp", "spend", "visits"]
+    declared = {**TYPES, **(types or {})}
     return {
         "name": "user_stats",
         "relation_name": '"warehouse"."main"."user_stats"',
         "description": "Stats per user.",
         "config": {"meta": {"feature_store": {k: v for k, v in feature_store.items() if v is not None}}},
-        "columns": {name: {"name": name, "data_type": "double" if name == "spend" else None, "description": f"the {name}"} for name in names},
+        "columns": {name: {"name": name, "data_type": declared.get(name), "description": f"the {name}"} for name in names},
     }
 
 
@@ -99,3 +105,59 @@ def test_missing_feature_store_mapping_is_refused(macros: MacroSet) -> None:
     bare["config"]["meta"]["feature_store"] = "user_id"
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': config\.meta\.feature_store is missing or not a mapping"):
         macros.call("feature_view_spec", bare)
+
+
+def test_an_entity_column_without_a_data_type_is_refused(macros: MacroSet) -> None:
+    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': entity column 'user_id' has no data_type; declare it"):
+        macros.call("feature_view_spec", node(types={"user_id": None}))
+
+
+def test_a_blank_entity_data_type_is_refused_too(macros: MacroSet) -> None:
+    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': entity column 'user_id' has no data_type"):
+        macros.call("feature_view_spec", node(types={"user_id": "  "}, online=True))
+
+
+@pytest.mark.parametrize("data_type", ["date", "double", "timestamp", "decimal(10, 2)", "hugeint", "ubigint", "boolean", "uuid"])
+def test_an_online_entity_of_a_type_the_online_store_cannot_encode_is_refused(macros: MacroSet, data_type: str) -> None:
+    expected = (
+        rf"^feature view 'user_stats': entity column 'user_id' is {re.escape(data_type)}, which the online store cannot use as a key"
+        r" \(online: true\); key types: integer \(tinyint, smallint, integer, int, bigint, .*\) or string \(varchar, text, .*\)$"
+    )
+    with pytest.raises(FeatureStoreError, match=expected):
+        macros.call("feature_view_spec", node(types={"user_id": data_type}, online=True))
+
+
+def test_a_composite_online_key_names_the_column_that_cannot_be_encoded(macros: MacroSet) -> None:
+    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': entity column 'spend' is double, which the online store"):
+        macros.call("feature_view_spec", node(entity=["user_id", "spend"], online=True))
+
+
+@pytest.mark.parametrize("data_type", ["BIGINT", "integer", "varchar(20)", "VARCHAR", "text", "character varying(8)", "utinyint"])
+def test_an_online_entity_of_an_integer_or_string_type_is_accepted(macros: MacroSet, data_type: str) -> None:
+    spec = macros.call("feature_view_spec", node(types={"user_id": data_type}, online=True))
+    assert (spec["entity"], spec["online"]) == (["user_id"], True)
+
+
+def test_an_offline_view_may_key_on_any_declared_type(macros: MacroSet) -> None:
+    spec = macros.call("feature_view_spec", node(types={"user_id": "date"}, online=False))
+    assert (spec["entity"], spec["online"]) == (["user_id"], False)
+
+
+@pytest.mark.parametrize("field", ["timestamp_column", "created_timestamp_column"])
+def test_an_entity_that_is_also_a_time_column_is_refused(macros: MacroSet, field: str) -> None:
+    time_column = {"timestamp_column": "event_timestamp", "created_timestamp_column": "created_timestamp"}[field]
+    with pytest.raises(FeatureStoreError, match=rf"^feature view 'user_stats': column '{time_column}' is both an entity and the {field}; "):
+        macros.call("feature_view_spec", node(entity=["user_id", time_column], types={time_column: "bigint"}))
+
+
+def test_online_true_given_as_1_is_refused(macros: MacroSet) -> None:
+    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': config\.meta\.feature_store\.online is 1; expected true or false$"):
+        macros.call("feature_view_spec", node(online=1))
+
+
+def test_the_online_key_types_are_the_ones_the_registry_maps_to_python_types(macros: MacroSet) -> None:
+    families = macros.call("online_key_types")
+    assert {name: python_type(name) for name in families["integer"]} == dict.fromkeys(families["integer"], int)
+    assert {name: python_type(name) for name in families["string"]} == dict.fromkeys(families["string"], str)
+    # And nothing else maps: a type the macro refuses online has no Python key type.
+    assert [python_type(name) for name in ("hugeint", "ubigint", "date", "double")] == [None] * 4

@@ -109,3 +109,51 @@ def test_materialize_counts_entities_by_status_and_warns_when_most_are_expired(b
     entities = int(re.search(r"([\d,]+) entities", late.stdout).group(1).replace(",", ""))
     assert f"user_features: 0 present, {entities:,} outside_ttl" in late.stdout
     assert f"warning: {entities:,} of {entities:,} entities of 'user_features' are outside its TTL" in late.stderr
+
+
+def purchases_before_as_of(project_dir: Path) -> pd.DataFrame:
+    purchases = pd.read_parquet(project_dir / "data" / "raw" / "purchases.parquet")
+    return purchases[purchases["event_timestamp"] < pd.Timestamp(AS_OF)].drop_duplicates(["user_id", "category"])
+
+
+def offline_values(project_dir: Path, keys: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    entity_df = keys.reset_index(drop=True).assign(event_timestamp=pd.Timestamp(AS_OF))
+    return FeatureStore(project_dir).get_historical_features(entity_df, features)
+
+
+def test_get_with_the_same_key_repeated_reads_one_row_per_entity(built_project, redis_url, prefix):
+    featurestore(built_project, redis_url, prefix, "materialize", "--as-of", AS_OF, "--select", "user_purchase_windows")
+    users = [int(user) for user in purchases_before_as_of(built_project)["user_id"].unique()[:2]]
+
+    got = featurestore(
+        built_project, redis_url, prefix, "get", "user_purchase_windows:spend_30d",
+        "--entity", f"user_id={users[0]}", "--entity", f"user_id={users[1]}",
+    )
+
+    assert got.returncode == 0, got.stderr
+    printed = json.loads(got.stdout)
+    offline = offline_values(built_project, pd.DataFrame({"user_id": users}), ["user_purchase_windows:spend_30d"])
+    assert printed["user_id"] == users
+    assert printed["spend_30d"] == offline["spend_30d"].tolist()
+    assert printed["spend_30d__status"] == ["present", "present"]
+
+
+def test_get_with_different_keys_reads_one_composite_row_and_a_repeat_starts_the_next(built_project, redis_url, prefix):
+    featurestore(built_project, redis_url, prefix, "materialize", "--as-of", AS_OF, "--select", "user_category_windows")
+    pairs = purchases_before_as_of(built_project)[["user_id", "category"]].head(2)
+    (user_a, category_a), (user_b, category_b) = [(int(user), str(category)) for user, category in pairs.itertuples(index=False)]
+    feature = ["user_category_windows:category_purchases_30d"]
+    offline = offline_values(built_project, pairs, feature)["category_purchases_30d"].tolist()
+
+    one = featurestore(built_project, redis_url, prefix, "get", *feature, "--entity", f"user_id={user_a}", "--entity", f"category={category_a}")
+    two = featurestore(
+        built_project, redis_url, prefix, "get", *feature,
+        "--entity", f"user_id={user_a}", "--entity", f"category={category_a}",
+        "--entity", f"category={category_b}", "--entity", f"user_id={user_b}",
+    )
+
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    single, double = json.loads(one.stdout), json.loads(two.stdout)
+    assert (single["user_id"], single["category"], single["category_purchases_30d"]) == ([user_a], [category_a], offline[:1])
+    assert (double["user_id"], double["category"], double["category_purchases_30d"]) == ([user_a, user_b], [category_a, category_b], offline)
+    assert double["category_purchases_30d__status"] == ["present", "present"]
