@@ -1,6 +1,8 @@
-"""Online-store fixtures: a real Redis (127.0.0.1:6379, db 14), else an embedded one.
+"""Online-store fixtures: every online test runs on one node and on a real Redis Cluster.
 
-Every test gets its own key prefix, deleted afterwards, so tests never see each other's keys."""
+One node: the machine's Redis (127.0.0.1:6379, db 14), else an embedded one. Cluster:
+3 masters and 3 replicas started for the session on free ports. Every test gets its own
+key prefix, deleted afterwards, so tests never see each other's keys."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Iterator
 import pytest
 import redis
 
-from serving.embedded_redis import embedded_redis
+from serving.embedded_redis import EmbeddedCluster, embedded_redis
+from serving.online.connection import connect
 from serving.store import FeatureStore
 
 LOCAL_URL = "redis://127.0.0.1:6379/14"
@@ -34,19 +37,27 @@ def embedded_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    with EmbeddedCluster(masters=3, replicas_per_master=1) as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(scope="session", params=["node", "cluster"])
 def redis_url(request: pytest.FixtureRequest) -> str:
-    """The machine's Redis when it answers, else the embedded server (fresh CI)."""
+    """One node (the machine's Redis when it answers, else the embedded server), then a cluster."""
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     if _answers(LOCAL_URL):
         return LOCAL_URL
     return str(request.getfixturevalue("embedded_url"))
 
 
 def drop_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
+    client = connect(url)
     try:
         doomed = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-        for start in range(0, len(doomed), 5000):
-            client.unlink(*doomed[start : start + 5000])
+        for key in doomed:
+            client.unlink(key)
     finally:
         client.close()
 
@@ -65,6 +76,7 @@ def store(built_project: Path, redis_url: str, prefix: str) -> FeatureStore:
 
 @pytest.fixture
 def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+    """A plain client of the same store (a cluster client in a cluster), to look at keys."""
+    client = connect(redis_url)
     yield client
     client.close()
