@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import operator
+import socket
 import os
 import time
 from decimal import Decimal
@@ -50,8 +51,6 @@ from serving.online import mask_password
 from serving.registry import FeatureView
 from serving.store import FeatureStore
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 6566  # Feast's feature server port, so Feast clients need no new setting
 PROJECT_DIR_ENV = "FEATURE_STORE_PROJECT_DIR"
 MAX_BODY_BYTES = 16 * 2**20
 # Feast reports entity key columns as present at the Unix epoch; clients may parse it.
@@ -433,6 +432,7 @@ def serve(project_dir: str | os.PathLike[str], redis_url: str | None, host: str,
         os.environ["REDIS_URL"] = redis_url
     # Built here first so a broken project fails once, with one clear line, before any worker starts.
     store = FeatureStore(project_dir=project_dir, redis_url=redis_url)
+    _check_can_listen(host, port)
     options: dict[str, Any] = {"host": host, "port": port, "access_log": False, "log_level": "info"}
     if workers == 1:
         uvicorn.run(create_app(store), **options)
@@ -441,3 +441,14 @@ def serve(project_dir: str | os.PathLike[str], redis_url: str | None, host: str,
         # Each worker process counts its own requests; this folder lets /metrics add them up.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
         uvicorn.run("serving.http:app_from_env", factory=True, workers=workers, **options)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """A taken port or a bad address as one line and exit code 1, not uvicorn's exit 3."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as error:
+        raise FeatureStoreError(f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --host or --port") from None

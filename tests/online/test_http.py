@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from decimal import Decimal
@@ -272,6 +275,31 @@ def test_with_redis_down_health_and_reads_answer_503_naming_the_server(exported:
     assert closed.removesuffix("/0") in health["redis"]["error"]
     assert read_status == 503 and read["error"].startswith(f"cannot reach Redis at {closed}")
     assert views_status == 200
+
+
+def test_serve_on_a_taken_port_exits_1_with_one_line(server: str, built_project: Path, redis_url: str, module_prefix: str) -> None:
+    port = server.rpartition(":")[2]
+    env = {**os.environ, "REDIS_URL": redis_url, "FEATURE_STORE_REDIS_PREFIX": module_prefix}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "serving", "--project-dir", str(built_project), "serve", "--port", port],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --host or --port\n"
+
+
+def test_a_view_never_materialized_answers_503_saying_so(built_project: Path, redis_url: str) -> None:
+    empty = f"fstest-http-empty-{uuid.uuid4().hex[:8]}"  # nothing is ever written under it
+    with served(built_project, redis_url, empty) as base:
+        health_status, _, _ = request(base, "GET", "/health")
+        status, _, answer = request(base, "POST", "/get-online-features", {"features": GOOD_FEATURES, "entities": {"user_id": [1]}})
+
+    assert health_status == 200
+    assert status == 503
+    assert answer["error"].startswith(f"feature view 'user_features' has no online snapshot under prefix '{empty}'")
+    assert "run materialize first" in answer["error"]
 
 
 def test_two_workers_serve_and_add_up_their_metrics(exported: FeatureStore, built_project: Path, redis_url: str, module_prefix: str) -> None:
