@@ -188,7 +188,7 @@ _is_not_none = functools.partial(operator.is_not, None)
 def _finite_column(values: list[Any]) -> list[Any]:
     """The column with NaN and infinities as strings. A column holds one SQL type, so its
     first non-null value says whether it needs a look at all: ints and strings never do."""
-    sample = next((value for value in values if value is not None), None)
+    sample = values[0] if values and values[0] is not None else next((value for value in values if value is not None), None)
     if isinstance(sample, float):
         # A NaN or an infinity makes the sum non-finite (so may an overflow: then we just look).
         if not math.isfinite(sum(filter(_is_not_none, values))):
@@ -298,10 +298,25 @@ class _Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def route(self, path: str) -> str:
         # Unknown paths share one label, so scanners cannot grow the series without bound.
         return path if path in self.routes else "unmatched"
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        # labels() costs microseconds a call; the children it returns are kept.
+        children = self._children.get((route, method, status))
+        if children is None:
+            children = self._children[(route, method, status)] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _MetricsMiddleware:
@@ -327,9 +342,8 @@ class _MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = self.metrics.route(scope["path"])
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.observe(self.metrics.route(scope["path"]), method, status, time.perf_counter() - started)
 
 
 def _exposition(metrics: _Metrics, freshness: Collector) -> bytes:
