@@ -191,7 +191,11 @@ def _finite_column(values: list[Any]) -> list[Any]:
     sample = values[0] if values and values[0] is not None else next((value for value in values if value is not None), None)
     if isinstance(sample, float):
         # A NaN or an infinity makes the sum non-finite (so may an overflow: then we just look).
-        if not math.isfinite(sum(filter(_is_not_none, values))):
+        try:
+            total = sum(values)
+        except TypeError:  # NULLs among the floats
+            total = sum(filter(_is_not_none, values))
+        if not math.isfinite(total):
             return [_finite(value) for value in values]
     elif isinstance(sample, (list, dict)):
         return [_finite(value) for value in values]
