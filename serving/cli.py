@@ -262,5 +262,18 @@ def demo(ctx: click.Context, users: int) -> None:
     run_demo(Path(ctx.obj["project_dir"]), ctx.obj["redis_url"], users=users)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=6566, show_default=True, type=click.IntRange(1, 65535), help="TCP port (Feast's feature server default).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.pass_context
+@_fail_cleanly
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve online features over HTTP: Feast's POST /get-online-features, GET /health, /feature-views, /metrics."""
+    from serving.http import serve as run_server
+
+    run_server(ctx.obj["project_dir"], ctx.obj["redis_url"], host, port, workers)
+
+
 if __name__ == "__main__":
     main()
