@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 import orjson
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -47,7 +48,7 @@ from serving.errors import (
     RegistryError,
     UnknownFeatureError,
 )
-from serving.online import mask_password
+from serving.online.connection import mask_password
 from serving.registry import FeatureView
 from serving.store import FeatureStore
 
@@ -270,17 +271,30 @@ def describe_view(view: FeatureView) -> dict[str, Any]:
 
 
 class SnapshotFreshnessCollector(Collector):
-    """Per online view: the current snapshot's as_of and its age, computed at scrape time.
-
-    Empty for now: the lead fills `collect` from `FeatureStore.online_status()`. Being a
-    collector (not a gauge set by requests) it reads Redis only when /metrics is scraped,
-    and works the same with one worker or several."""
+    """Per online view: the current snapshot's as_of, age, entity count and version, read
+    from Redis (FeatureStore.online_status) when /metrics is scraped, so it is the same with
+    one worker or several. Views never materialized are left out; Redis down, all of them."""
 
     def __init__(self, store: FeatureStore) -> None:
         self.store = store
 
     def collect(self) -> Iterable[Any]:
-        return []
+        try:
+            statuses = [status for status in self.store.online_status() if status.version is not None]
+        except FeatureStoreError:
+            return []
+        families = {
+            "as_of": GaugeMetricFamily("featurestore_snapshot_as_of_seconds", "as_of of the snapshot served, Unix seconds.", labels=["view"]),
+            "age": GaugeMetricFamily("featurestore_snapshot_age_seconds", "Now minus the served snapshot's as_of.", labels=["view"]),
+            "entities": GaugeMetricFamily("featurestore_snapshot_entities", "Entities in the served snapshot.", labels=["view"]),
+            "version": GaugeMetricFamily("featurestore_snapshot_version", "Version number of the served snapshot.", labels=["view"]),
+        }
+        for status in statuses:
+            families["as_of"].add_metric([status.view], status.as_of.replace(tzinfo=dt.timezone.utc).timestamp())
+            families["age"].add_metric([status.view], status.age_seconds)
+            families["entities"].add_metric([status.view], status.entities or 0)
+            families["version"].add_metric([status.view], status.version)
+        return list(families.values())
 
 
 class _Metrics:

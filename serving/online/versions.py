@@ -45,6 +45,7 @@ GRACE_ENV = "FEATURE_STORE_GC_GRACE_SECONDS"
 LEASE_ENV = "FEATURE_STORE_EXPORT_LEASE_SECONDS"
 DEFAULT_GRACE_SECONDS = 60.0
 DEFAULT_LEASE_SECONDS = 30.0
+MIN_GRACE_SECONDS = 1.0
 INDEX_WIDTH = struct.Struct(">I")
 
 # Shared by the scripts: the server clock in ms. Scripts that write after reading TIME
@@ -149,7 +150,11 @@ class Timing:
 
     @classmethod
     def from_env(cls) -> Timing:
-        return cls(seconds_from_env(GRACE_ENV, DEFAULT_GRACE_SECONDS), seconds_from_env(LEASE_ENV, DEFAULT_LEASE_SECONDS))
+        grace = seconds_from_env(GRACE_ENV, DEFAULT_GRACE_SECONDS)
+        if grace < MIN_GRACE_SECONDS:
+            # Cluster readers start over when a read takes half the grace period; below this none would finish.
+            raise OnlineStoreError(f"{GRACE_ENV}={grace:g} is too short: use at least {MIN_GRACE_SECONDS:g} seconds")
+        return cls(grace, seconds_from_env(LEASE_ENV, DEFAULT_LEASE_SECONDS))
 
 
 def index_entry(keys: Sequence[bytes], width: int) -> bytes:

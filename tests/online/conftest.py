@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 import redis
 
+from online_checks import drop_prefix
 from serving.embedded_redis import EmbeddedCluster, embedded_redis
 from serving.online.connection import connect
 from serving.store import FeatureStore
@@ -50,16 +51,6 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     if _answers(LOCAL_URL):
         return LOCAL_URL
     return str(request.getfixturevalue("embedded_url"))
-
-
-def drop_prefix(url: str, prefix: str) -> None:
-    client = connect(url)
-    try:
-        doomed = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-        for key in doomed:
-            client.unlink(key)
-    finally:
-        client.close()
 
 
 @pytest.fixture

@@ -9,7 +9,18 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from serving.online.connection import connect
 from serving.store import FeatureStore
+
+
+def drop_prefix(url: str, prefix: str) -> None:
+    """Deletes every key of a test's prefix, on one node or across a cluster."""
+    client = connect(url)
+    try:
+        for key in list(client.scan_iter(match=f"{prefix}:*", count=5000)):
+            client.unlink(key)
+    finally:
+        client.close()
 
 
 def is_null(value: Any) -> bool:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from http_server import request, served
+from online_checks import drop_prefix
 from serving.embedded_redis import free_port
 from serving.http import MAX_BODY_BYTES, feast_response, json_bytes
-from serving.online_client import OnlineResponse
+from serving.online.read import OnlineResponse
 from serving.store import FeatureStore
 
 AS_OF = dt.datetime(2026, 2, 10, 12)
@@ -32,12 +32,7 @@ WINDOWS = "user_purchase_windows"
 def module_prefix(redis_url: str) -> Iterator[str]:
     name = f"fstest-http-{uuid.uuid4().hex[:12]}"
     yield name
-    client = redis.Redis.from_url(redis_url)
-    try:
-        for key in client.scan_iter(match=f"{name}:*", count=5000):
-            client.unlink(key)
-    finally:
-        client.close()
+    drop_prefix(redis_url, name)
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +257,18 @@ def test_metrics_count_requests_errors_and_latency(server: str) -> None:
     assert after[bad] - before.get(bad, 0) == 1
     assert after[error] - before.get(error, 0) == 1
     assert after[latency] - before.get(latency, 0) == 4
+
+
+def test_metrics_show_each_views_snapshot_as_of_age_entities_and_version(server: str, exported: FeatureStore) -> None:
+    samples = metric_samples(server)
+    statuses = {status.view: status for status in exported.online_status()}
+    for view in ("user_features", "user_purchase_windows"):
+        label = (("view", view),)
+        assert samples[("featurestore_snapshot_as_of_seconds", label)] == AS_OF.replace(tzinfo=UTC).timestamp()
+        assert samples[("featurestore_snapshot_entities", label)] == statuses[view].entities > 0
+        assert samples[("featurestore_snapshot_version", label)] == statuses[view].version
+        age = samples[("featurestore_snapshot_age_seconds", label)]
+        assert abs(age - (dt.datetime.now(UTC) - AS_OF.replace(tzinfo=UTC)).total_seconds()) < 60
 
 
 def test_with_redis_down_health_and_reads_answer_503_naming_the_server(exported: FeatureStore, built_project: Path, module_prefix: str) -> None:
