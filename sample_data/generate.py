@@ -26,7 +26,9 @@ SNAPSHOT_SHARE = 0.7  # share of days with a user_features snapshot; the gaps ex
 
 def _write(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, path)
+    # Microsecond timestamps: the feature store's precision, and what Spark's Parquet
+    # reader accepts (it refuses nanosecond ones).
+    pq.write_table(table, path, coerce_timestamps="us")
 
 
 def products(rng: np.random.Generator, n: int) -> pd.DataFrame:

@@ -48,7 +48,7 @@ select
     {{ adapter.quote(feature.name) }},
     {%- endfor %}
     {{ feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) }} as __fs_event_at
-from {{ view.relation }}
+from {{ view.relation }} as __fs_source
 {%- endmacro %}
 
 {#- The final select of both implementations: every spine row, in order, left-joined
@@ -124,7 +124,7 @@ with __fs_spine as (
 {%- set event_at = feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) %},
 {{ times }} as (
     select {% for key in view.entity %}{{ adapter.quote(key) }}, {% endfor %}{{ event_at }} as __fs_event_at
-    from {{ view.relation }}
+    from {{ view.relation }} as __fs_source
 ),
 __fs_view_{{ loop.index }} as (
     {{ feature_store.pit_view_rows(view) }}

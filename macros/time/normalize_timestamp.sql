@@ -23,3 +23,11 @@
 {% macro postgres__normalize_timestamp(expression) -%}
   (cast({{ expression }} as timestamptz) at time zone 'UTC')
 {%- endmacro %}
+
+{#- Spark: through timestamp_ltz (an instant) to timestamp_ntz, as DuckDB does: the
+    session time zone is UTC (profiles.yml), so a naive value is read as UTC, a string
+    with an offset is converted, and the result is naive UTC whatever
+    spark.sql.timestampType says. -#}
+{% macro spark__normalize_timestamp(expression) -%}
+  cast(cast({{ expression }} as timestamp_ltz) as timestamp_ntz)
+{%- endmacro %}

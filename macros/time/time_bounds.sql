@@ -41,3 +41,8 @@
 {% macro duckdb__epoch_microseconds(expression) -%}
   epoch_us({{ expression }})
 {%- endmacro %}
+
+{#- Spark has no extract(epoch ...). -#}
+{% macro spark__epoch_microseconds(expression) -%}
+  unix_micros(cast({{ expression }} as timestamp_ltz))
+{%- endmacro %}

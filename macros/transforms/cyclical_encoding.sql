@@ -8,10 +8,10 @@
 {% macro default__cyclical_encoding(timestamp, period, name) -%}
   {%- set utc = feature_store.normalize_timestamp(timestamp) -%}
   {%- if period == 'hour' -%}
-    {%- set position = '(extract(hour from ' ~ utc ~ ') + extract(minute from ' ~ utc ~ ') / 60.0)' -%}
+    {%- set position = '(extract(hour from ' ~ utc ~ ') + cast(extract(minute from ' ~ utc ~ ') as ' ~ feature_store.engine_data_type('double') ~ ') / 60)' -%}
     {%- set length = 24 -%}
   {%- elif period == 'weekday' -%}
-    {%- set position = 'extract(dow from ' ~ utc ~ ')' -%}
+    {%- set position = feature_store.day_of_week(utc) -%}
     {%- set length = 7 -%}
   {%- else -%}
     {{- exceptions.raise_compiler_error("cyclical_encoding: period is '" ~ period ~ "'; expected 'hour' or 'weekday'") -}}

@@ -4,5 +4,6 @@
 {% endmacro %}
 
 {% macro default__interaction(left, right) -%}
-  (cast({{ left }} as double precision) * cast({{ right }} as double precision))
+  {%- set double = feature_store.engine_data_type('double') -%}
+  (cast({{ left }} as {{ double }}) * cast({{ right }} as {{ double }}))
 {%- endmacro %}

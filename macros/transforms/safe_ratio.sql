@@ -4,5 +4,6 @@
 {% endmacro %}
 
 {% macro default__safe_ratio(numerator, denominator) -%}
-  (cast({{ numerator }} as double precision) / nullif(cast({{ denominator }} as double precision), 0))
+  {%- set double = feature_store.engine_data_type('double') -%}
+  (cast({{ numerator }} as {{ double }}) / nullif(cast({{ denominator }} as {{ double }}), 0))
 {%- endmacro %}

@@ -4,11 +4,12 @@
 {% macro window_aggregate_call(aggregation, value, over) -%}
   {%- set function = aggregation.function -%}
   {%- set suffix = ' over ' ~ over if over else '' -%}
+  {%- set double = feature_store.engine_data_type('double') -%}
   {%- if function == 'count' -%} cast(count({{ value }}){{ suffix }} as bigint)
   {%- elif function == 'count_distinct' -%} cast(count(distinct {{ value }}){{ suffix }} as bigint)
-  {%- elif function == 'sum' -%} coalesce(cast(sum({{ value }}){{ suffix }} as double precision), 0)
-  {%- elif function == 'avg' -%} cast(avg({{ value }}){{ suffix }} as double precision)
-  {%- elif function == 'stddev' -%} cast(stddev_samp({{ value }}){{ suffix }} as double precision)
+  {%- elif function == 'sum' -%} coalesce(cast(sum({{ value }}){{ suffix }} as {{ double }}), 0)
+  {%- elif function == 'avg' -%} cast(avg({{ value }}){{ suffix }} as {{ double }})
+  {%- elif function == 'stddev' -%} cast(stddev_samp({{ value }}){{ suffix }} as {{ double }})
   {%- else -%} {{ function }}({{ value }}){{ suffix }}
   {%- endif -%}
 {%- endmacro %}

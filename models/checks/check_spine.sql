@@ -4,6 +4,6 @@
 select
     cast(null as bigint) as row_id,
     cast(null as bigint) as user_id,
-    cast(null as varchar) as shop,
-    cast(null as timestamptz) as prediction_time
+    cast(null as {{ feature_store.engine_data_type('varchar') }}) as shop,
+    cast(null as {{ feature_store.engine_data_type('timestamptz') }}) as prediction_time
 where false

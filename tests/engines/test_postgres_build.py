@@ -1,0 +1,89 @@
+"""`dbt build --target postgres` of the example project builds every model, data test and
+unit test, and its tables equal DuckDB's build of the same data, value for value.
+
+The raw Parquet files reach Postgres through sample_data/load_postgres.py, as a user would
+load them. Each run gets its own database (dropped afterwards). Skipped only when no
+PostgreSQL answers on 127.0.0.1:5432."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from engine_tables import KEY_ORDERED, SPINE_ORDERED, assert_everything_built, duckdb_tables, mismatches, ordered_rows
+from project_copies import copy_project, dbt
+
+psycopg = pytest.importorskip("psycopg")
+
+ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    try:
+        admin = psycopg.connect(ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {error}")
+    name = f"fs_engines_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"create database {name}")
+    admin.execute(f"alter database {name} set timezone = 'UTC'")
+    try:
+        yield name
+    finally:
+        admin.execute(f"drop database {name} with (force)")
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_project(built_project: Path, database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the project with the DuckDB build's raw files, loaded and built on Postgres."""
+    project_dir = copy_project(tmp_path_factory.mktemp("postgres") / "project")
+    shutil.copytree(built_project / "data", project_dir / "data")
+    saved = os.environ.get("FEATURE_STORE_PG_DBNAME")
+    os.environ["FEATURE_STORE_PG_DBNAME"] = database
+    try:
+        subprocess.run([sys.executable, "sample_data/load_postgres.py"], cwd=project_dir, check=True, capture_output=True, text=True)
+        dbt(project_dir, "build", "--target", "postgres")
+        yield project_dir
+    finally:
+        if saved is None:
+            del os.environ["FEATURE_STORE_PG_DBNAME"]
+        else:
+            os.environ["FEATURE_STORE_PG_DBNAME"] = saved
+
+
+@pytest.fixture(scope="module")
+def postgres_tables(postgres_project: Path, database: str) -> dict[str, tuple[list[str], list[tuple]]]:
+    with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={database}") as connection:
+        connection.execute("set TimeZone = 'UTC'")
+        tables = {}
+        for name in (*SPINE_ORDERED, *KEY_ORDERED):
+            cursor = connection.execute(f'select * from feature_store."{name}"')
+            tables[name] = ordered_rows(name, [c.name for c in cursor.description], cursor.fetchall())
+        return tables
+
+
+@pytest.fixture(scope="module")
+def duckdb_reference(built_project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
+    return duckdb_tables(built_project)
+
+
+def test_postgres_builds_every_model_data_test_and_unit_test(postgres_project: Path) -> None:
+    counts = assert_everything_built(postgres_project)
+    assert counts == {"model": 16, "test": 32, "unit_test": 12}
+
+
+@pytest.mark.parametrize("name", [*SPINE_ORDERED, *KEY_ORDERED])
+def test_postgres_tables_equal_duckdb_value_for_value(name: str, postgres_tables: dict, duckdb_reference: dict) -> None:
+    expected_columns, expected = duckdb_reference[name]
+    columns, actual = postgres_tables[name]
+    assert columns == expected_columns
+    assert len(expected) > 100
+    assert not mismatches(expected, actual, columns)

@@ -1,0 +1,97 @@
+"""`dbt build --target spark` of the example project builds every model, data test and
+unit test, and its tables equal DuckDB's build of the same data, value for value.
+
+Spark runs inside this process (the profile's `method: session`, local[*], warehouse and
+Derby metastore under the copy's target/spark), so the JVM starts once: dbt builds, the
+tables are read through the same session, and the JVM is stopped before any assertion.
+Skipped only when there is no `java` on PATH (.ci/run requires one)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine_tables import KEY_ORDERED, SPINE_ORDERED, assert_everything_built, duckdb_tables, mismatches, ordered_rows
+from project_copies import copy_project
+
+pytest.importorskip("pyspark")
+pytest.importorskip("dbt.adapters.spark")
+
+
+def stop_spark() -> int | None:
+    """Stops the Spark session and its JVM; returns the JVM's exit code (None: none ran)."""
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is not None:
+        SparkContext._active_spark_context.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return None
+    gateway.shutdown()
+    # The JVM exits when its stdin closes (pyspark's launcher protocol).
+    gateway.proc.stdin.close()
+    code = gateway.proc.wait(timeout=120)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    return code
+
+
+@pytest.fixture(scope="module")
+def spark_build(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Builds a copy of the project (the DuckDB build's raw files) on Spark, reads every
+    compared table, stops the JVM."""
+    if shutil.which("java") is None:
+        pytest.skip("no java on PATH: Spark needs Java 17")
+    from dbt.cli.main import dbtRunner
+    from pyspark.sql import SparkSession
+
+    project_dir = copy_project(tmp_path_factory.mktemp("spark") / "project")
+    shutil.copytree(built_project / "data", project_dir / "data")
+    arguments = [
+        "build", "--target", "spark", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+        # Spark resolves a relative path against the process's working directory.
+        "--vars", json.dumps({"raw_data_path": str(project_dir / "data" / "raw")}),
+    ]
+    tables = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEATURE_STORE_SPARK_DIR", str(project_dir / "target" / "spark"))
+        patch.chdir(project_dir)
+        try:
+            result = dbtRunner().invoke(arguments)
+            if result.exception is not None:
+                raise AssertionError(f"dbt build --target spark failed: {result.exception}")
+            spark = SparkSession.builder.getOrCreate()
+            for name in (*SPINE_ORDERED, *KEY_ORDERED):
+                table = spark.sql(f"select * from feature_store.`{name}`").toArrow()
+                rows = list(zip(*(column.to_pylist() for column in table.columns)))
+                tables[name] = ordered_rows(name, table.column_names, rows)
+        finally:
+            exit_code = stop_spark()
+    return {"project_dir": project_dir, "tables": tables, "jvm_exit_code": exit_code}
+
+
+@pytest.fixture(scope="module")
+def duckdb_reference(built_project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
+    return duckdb_tables(built_project)
+
+
+def test_spark_builds_every_model_data_test_and_unit_test(spark_build: dict[str, Any]) -> None:
+    counts = assert_everything_built(spark_build["project_dir"])
+    assert counts == {"model": 16, "test": 32, "unit_test": 12}
+
+
+def test_the_jvm_is_gone_after_the_build(spark_build: dict[str, Any]) -> None:
+    assert spark_build["jvm_exit_code"] is not None
+
+
+@pytest.mark.parametrize("name", [*SPINE_ORDERED, *KEY_ORDERED])
+def test_spark_tables_equal_duckdb_value_for_value(name: str, spark_build: dict[str, Any], duckdb_reference: dict) -> None:
+    expected_columns, expected = duckdb_reference[name]
+    columns, actual = spark_build["tables"][name]
+    assert columns == expected_columns
+    assert len(expected) > 100
+    assert not mismatches(expected, actual, columns)
