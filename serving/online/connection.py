@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from collections import defaultdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 from urllib.parse import unquote
 
 import redis
@@ -153,29 +153,10 @@ class Nodes:
             grouped[owners[slot(key)]].append(position)
         return dict(grouped)
 
-    def group_by_slot(self, keys: Sequence[bytes]) -> dict[str, list[list[int]]]:
-        """Positions of `keys` per server, split by slot there (multi-key commands in a
-        cluster must stay in one slot); one node gets one group."""
-        if not self.cluster:
-            return {"": [list(range(len(keys)))]}
-        owners = self._slot_owners()
-        by_slot: dict[int, list[int]] = defaultdict(list)
-        for position, key in enumerate(keys):
-            by_slot[slot(key)].append(position)
-        grouped: dict[str, list[list[int]]] = defaultdict(list)
-        for number, positions in by_slot.items():
-            grouped[owners[number]].append(positions)
-        return dict(grouped)
-
     def _slot_owners(self) -> list[str]:
         if self._owners is None:
             self._owners = [self.of_slot(number) for number in range(HASH_SLOTS)]
         return self._owners
-
-    def names(self) -> list[str]:
-        if not self.cluster:
-            return [""]
-        return [str(node.name) for node in self.client.get_primaries()]
 
     def redis_for(self, name: str) -> redis.Redis:
         """A plain client of one server (for commands that name no row)."""
@@ -209,7 +190,3 @@ class Nodes:
 
     def release(self, name: str, connection: Any) -> None:
         self._idle[name].append(connection)
-
-    def primaries(self) -> Iterator[tuple[str, redis.Redis]]:
-        for name in self.names():
-            yield name, self.redis_for(name)

@@ -11,7 +11,7 @@ sit in different slots); otherwise one command carries every row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import redis
