@@ -47,3 +47,25 @@ def generate_sample_data(project_dir: Path, *flags: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+POSTGRES_OUTPUT = """
+    postgres:
+      type: postgres
+      host: 127.0.0.1
+      port: 5432
+      user: postgres
+      password: ""
+      dbname: test
+      schema: "{{ env_var('FEATURE_STORE_PG_SCHEMA', 'feature_store') }}"
+      threads: 2
+"""
+
+
+def with_postgres_target(project_dir: Path) -> Path:
+    """Gives the copy's profile a `postgres` output (the machine's server) if it has none."""
+    profiles = project_dir / "profiles.yml"
+    text = profiles.read_text()
+    if "\n    postgres:" not in text:
+        profiles.write_text(text.rstrip("\n") + "\n" + POSTGRES_OUTPUT)
+    return project_dir

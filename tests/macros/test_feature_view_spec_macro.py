@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from serving.errors import FeatureStoreError
-from serving.macros import MacroSet
+from serving.rendering import Renderer
 
 
 def node(**meta: Any) -> dict[str, Any]:
@@ -31,17 +31,17 @@ def node(**meta: Any) -> dict[str, Any]:
     [("1 day", "1 day", 86_400), ("12 hours", "12 hours", 43_200), ("90 DAYS", "90 days", 7_776_000),
      ("1 minutes", "1 minute", 60), (" 2 weeks ", "2 weeks", 1_209_600), ("30 seconds", "30 seconds", 30), ("5hour", "5 hours", 18_000)],
 )
-def test_parse_duration_accepts_fixed_length_units(macros: MacroSet, text: str, normalized: str, seconds: int) -> None:
+def test_parse_duration_accepts_fixed_length_units(macros: Renderer, text: str, normalized: str, seconds: int) -> None:
     assert macros.call("parse_duration", text, "owner", "field") == {"text": normalized, "seconds": seconds}
 
 
 @pytest.mark.parametrize("text", ["1 month", "2 years", "0 days", "abc", "-1 day", "1.5 days", "", 5, None])
-def test_parse_duration_refuses_anything_else_naming_owner_and_field(macros: MacroSet, text: Any) -> None:
+def test_parse_duration_refuses_anything_else_naming_owner_and_field(macros: Renderer, text: Any) -> None:
     with pytest.raises(FeatureStoreError, match=r"^my owner: my\.field is .*expected a positive whole number and a unit"):
         macros.call("parse_duration", text, "my owner", "my.field")
 
 
-def test_spec_of_a_valid_feature_view(macros: MacroSet) -> None:
+def test_spec_of_a_valid_feature_view(macros: Renderer) -> None:
     spec = macros.call("feature_view_spec", node(online=True, owner="ml@example.com", tags=["user"]))
     assert spec == {
         "name": "user_stats",
@@ -62,7 +62,7 @@ def test_spec_of_a_valid_feature_view(macros: MacroSet) -> None:
     }
 
 
-def test_spec_defaults_without_ttl_created_timestamp_or_online(macros: MacroSet) -> None:
+def test_spec_defaults_without_ttl_created_timestamp_or_online(macros: Renderer) -> None:
     spec = macros.call("feature_view_spec", node(ttl=None, created_timestamp_column=None, entity=["user_id", "spend"]))
     assert (spec["ttl"], spec["created_timestamp_column"], spec["online"], spec["tags"]) == (None, None, False, [])
     assert spec["entity"] == ["user_id", "spend"]
@@ -70,7 +70,7 @@ def test_spec_defaults_without_ttl_created_timestamp_or_online(macros: MacroSet)
 
 
 @pytest.mark.parametrize("ttl", ["1 month", "0 days", "abc", 5])
-def test_bad_ttl_names_the_model_and_the_field(macros: MacroSet, ttl: Any) -> None:
+def test_bad_ttl_names_the_model_and_the_field(macros: Renderer, ttl: Any) -> None:
     with pytest.raises(FeatureStoreError, match=rf"^feature view 'user_stats': config\.meta\.feature_store\.ttl is {ttl};"):
         macros.call("feature_view_spec", node(ttl=ttl))
 
@@ -89,12 +89,12 @@ def test_bad_ttl_names_the_model_and_the_field(macros: MacroSet, ttl: Any) -> No
         ({"timestamp_column": None}, r"config\.meta\.feature_store\.timestamp_column is required"),
     ],
 )
-def test_bad_metadata_names_the_model_and_the_field(macros: MacroSet, meta: dict[str, Any], message: str) -> None:
+def test_bad_metadata_names_the_model_and_the_field(macros: Renderer, meta: dict[str, Any], message: str) -> None:
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': " + message):
         macros.call("feature_view_spec", node(**meta))
 
 
-def test_missing_feature_store_mapping_is_refused(macros: MacroSet) -> None:
+def test_missing_feature_store_mapping_is_refused(macros: Renderer) -> None:
     bare = copy.deepcopy(node())
     bare["config"]["meta"]["feature_store"] = "user_id"
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': config\.meta\.feature_store is missing or not a mapping"):
