@@ -30,10 +30,9 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import duckdb_offline_store  # noqa: E402
 from serving.embedded_redis import redis_url_or_embedded  # noqa: E402
 from serving.encoding import pack_value  # noqa: E402
-from serving.macros import MacroSet  # noqa: E402
-from serving.offline import OfflineStore  # noqa: E402
 from serving.online.connection import Nodes, connect  # noqa: E402
 from serving.online.export import Exporter  # noqa: E402
 from serving.online.keys import KeySpace  # noqa: E402
@@ -113,7 +112,7 @@ def main() -> None:
         client = connect(url)
         prefix = f"fsbench-{uuid.uuid4().hex[:8]}"
         keys = KeySpace(prefix)
-        offline = OfflineStore(warehouse, MacroSet(ROOT / "macros"))
+        offline = duckdb_offline_store(warehouse)
         nodes = Nodes(url, client)
         timing = Timing.from_env()
         exporter = Exporter(nodes, keys, offline, timing, progress=False)

@@ -42,3 +42,7 @@ def test_an_unknown_feature_names_the_views_features(selected):
 def test_a_malformed_reference_or_unknown_view_names_the_views(selected, reference):
     with pytest.raises(FeatureStoreError, match="views: users, items"):
         selected([reference])
+
+
+def test_views_come_in_the_order_of_their_first_reference(selected):
+    assert selected(["items:y", "users:c", "items:x", "users:a"]) == [("items", ["x", "y"]), ("users", ["a", "c"])]
