@@ -151,21 +151,38 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(getattr(error, "msg", None) or error).split())
 
 
-def target_type(project_dir: Path, target: str | None = None) -> str:
-    """The selected target's adapter type. Remembered under target/ by the settings
-    fingerprint (names and types only, never credentials), so that a process which
-    finds it there does not start dbt to learn it."""
-    path = project_dir / "target" / "feature_store_render" / f"target-{settings_fingerprint(project_dir, target)[:32]}.json"
+def cache_path(project_dir: Path, kind: str, target: str | None) -> Path:
+    """Where a fact about the selected target is remembered, keyed by the settings fingerprint."""
+    return project_dir / "target" / "feature_store_render" / f"{kind}-{settings_fingerprint(project_dir, target)[:32]}.json"
+
+
+def recall(path: Path) -> Any:
+    """A remembered JSON value, or None when absent or unreadable."""
     try:
-        return str(json.loads(path.read_text())["type"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    loaded = load_target(project_dir, target)
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def remember(path: Path, value: Any) -> None:
+    """Writes JSON atomically (a reader never sees half a file); a read-only project only
+    loses the cache."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps({"name": loaded.name, "type": loaded.type}))
+        partial.write_text(json.dumps(value))
         partial.replace(path)
     except OSError:
         pass
+
+
+def target_type(project_dir: Path, target: str | None = None) -> str:
+    """The selected target's adapter type, remembered (names and types only, never
+    credentials) so that a process which finds it does not start dbt to learn it."""
+    path = cache_path(project_dir, "target", target)
+    saved = recall(path)
+    if isinstance(saved, dict) and isinstance(saved.get("type"), str):
+        return saved["type"]
+    loaded = load_target(project_dir, target)
+    remember(path, {"name": loaded.name, "type": loaded.type})
     return loaded.type

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from serving.dbt_target import Target, load_target, manifest_object, settings_fingerprint
+from serving.dbt_target import Target, load_target, manifest_object, recall, remember, settings_fingerprint
 from serving.errors import FeatureStoreError
 
 PACKAGE = "feature_store"
@@ -70,14 +69,9 @@ class Renderer:
         if key in self._memory:
             return self._memory[key]
         path = self._dir / f"{key}.json"
-        value: Any = None
-        found = False
-        if self._cache_on_disk and path.exists():
-            try:
-                value, found = json.loads(path.read_text()), True
-            except (OSError, ValueError):
-                found = False  # a torn or foreign file: render again and overwrite it
-        if not found:
+        # JSON null is never a render's result, so None means "not cached".
+        value = recall(path) if self._cache_on_disk else None
+        if value is None:
             value = render()
             self.renders += 1
             if self._cache_on_disk:
@@ -86,19 +80,10 @@ class Renderer:
         return value
 
     def _store(self, path: Path, value: Any) -> None:
-        try:
-            text = json.dumps(value)
-        except TypeError:
-            return  # not JSON (never the case for SQL and specs): memory only
-        try:
-            if not self._dir.exists():
-                self._dir.mkdir(parents=True, exist_ok=True)
-                _prune(self._dir.parent)
-            partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-            partial.write_text(text)
-            partial.replace(path)
-        except OSError:
-            pass  # a read-only project still renders; it only misses the disk cache
+        first = not self._dir.exists()
+        remember(path, value)
+        if first:
+            _prune(self._dir.parent)
 
     def _render(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         from dbt.clients.jinja import MacroGenerator
@@ -177,6 +162,8 @@ def _message(error: BaseException) -> str:
 
 def _prune(cache_root: Path) -> None:
     """Keeps the newest few caches: each manifest (every dbt run) starts a new one."""
+    if not cache_root.is_dir():
+        return
     caches = sorted((p for p in cache_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in caches[_KEEP_CACHES:]:
         shutil.rmtree(stale, ignore_errors=True)

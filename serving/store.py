@@ -11,8 +11,7 @@ import pandas as pd
 import redis
 from redis.cluster import RedisCluster
 
-from serving.dbt_target import load_target
-from serving.engines import Engine, open_engine
+from serving.engines import Engine, open_target_engine
 from serving.errors import EntityKeyError, UnknownFeatureError
 from serving.offline import OfflineStore, to_utc_naive
 from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
@@ -55,7 +54,7 @@ class FeatureStore:
         self.offline = OfflineStore(self.renderer, self._open_engine)
 
     def _open_engine(self) -> Engine:
-        return open_engine(load_target(self.project_dir, self.target), self.project_dir)
+        return open_target_engine(self.project_dir, self.target)
 
     def list_feature_views(self) -> list[FeatureView]:
         return list(self.registry.views.values())

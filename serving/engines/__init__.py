@@ -21,10 +21,12 @@ from typing import Any, Iterator, Protocol
 import pandas as pd
 import pyarrow as pa
 
+from serving.dbt_target import cache_path, load_target, recall, remember
 from serving.errors import OfflineStoreError
 
 Frame = pd.DataFrame | pa.Table
 DEFAULT_BATCH_ROWS = 65_536
+_SECRET_KEYS = {"password", "token", "conf_secrets"}
 _MODULES = {"duckdb": "serving.engines.duckdb", "postgres": "serving.engines.postgres", "spark": "serving.engines.spark"}
 
 
@@ -49,15 +51,35 @@ class Engine(Protocol):
         """Where the warehouse is, for messages (no secrets)."""
 
 
-def open_engine(target: Any, project_dir: Path) -> Engine:
-    """The engine for a dbt target (serving.dbt_target.Target)."""
-    module_name = _MODULES.get(target.type)
+def _module(target_type: str, target_name: str) -> Any:
+    module_name = _MODULES.get(target_type)
     if module_name is None:
         raise OfflineStoreError(
-            f"target '{target.name}' is a {target.type} target; the feature store serves from: {', '.join(_MODULES)}"
+            f"target '{target_name}' is a {target_type} target; the feature store serves from: {', '.join(_MODULES)}"
         )
-    module = importlib.import_module(module_name)
-    return module.from_target(target, project_dir)
+    return importlib.import_module(module_name)
+
+
+def open_engine(target: Any, project_dir: Path) -> Engine:
+    """The engine for a dbt target (serving.dbt_target.Target)."""
+    module = _module(target.type, target.name)
+    return module.from_parameters(module.parameters(target, project_dir))
+
+
+def open_target_engine(project_dir: Path, target_name: str | None) -> Engine:
+    """The engine of the selected target. Its connection parameters are remembered under
+    target/ by the settings fingerprint unless they hold a secret, so a process that finds
+    them there connects without starting dbt to read the profile."""
+    path = cache_path(project_dir, "engine", target_name)
+    saved = recall(path)
+    if isinstance(saved, dict) and saved.get("type") in _MODULES:
+        return _module(saved["type"], str(target_name)).from_parameters(saved["parameters"])
+    target = load_target(project_dir, target_name)
+    module = _module(target.type, target.name)
+    parameters = module.parameters(target, project_dir)
+    if not any(value for key, value in parameters.items() if key in _SECRET_KEYS):
+        remember(path, {"type": target.type, "parameters": parameters})
+    return module.from_parameters(parameters)
 
 
 def as_arrow(frame: Frame) -> pa.Table:

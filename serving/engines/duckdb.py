@@ -80,10 +80,14 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def from_target(target: Any, project_dir: Path) -> DuckDBEngine:
+def parameters(target: Any, project_dir: Path) -> dict[str, Any]:
     credentials = target.credentials
     path = Path(credentials.path)
     # dbt opens a relative path from its working directory, which is the project.
     if not path.is_absolute():
         path = project_dir / path
-    return DuckDBEngine(path.resolve(), dict(getattr(credentials, "settings", None) or {}))
+    return {"path": str(path.resolve()), "settings": {k: str(v) for k, v in (getattr(credentials, "settings", None) or {}).items()}}
+
+
+def from_parameters(parameters: dict[str, Any]) -> DuckDBEngine:
+    return DuckDBEngine(Path(parameters["path"]), parameters["settings"])

@@ -124,7 +124,7 @@ def _errors(where: str) -> Iterator[None]:
         raise query_failed(error, where) from error
 
 
-def from_target(target: Any, project_dir: Path) -> PostgresEngine:
+def parameters(target: Any, project_dir: Path) -> dict[str, Any]:
     c = target.credentials
     parameters = {
         "host": c.host,
@@ -137,4 +137,8 @@ def from_target(target: Any, project_dir: Path) -> PostgresEngine:
     }
     if getattr(c, "sslmode", None):
         parameters["sslmode"] = c.sslmode
-    return PostgresEngine({key: value for key, value in parameters.items() if value is not None})
+    return {key: value for key, value in parameters.items() if value is not None}
+
+
+def from_parameters(parameters: dict[str, Any]) -> PostgresEngine:
+    return PostgresEngine(parameters)

@@ -105,11 +105,16 @@ def _errors(where: str) -> Iterator[None]:
         raise query_failed(error, where) from error
 
 
-def from_target(target: Any, project_dir: Path) -> SparkEngine:
+def parameters(target: Any, project_dir: Path) -> dict[str, Any]:
     c = target.credentials
     conf = {str(k): str(v) for k, v in (getattr(c, "server_side_parameters", None) or {}).items()}
     # Relative warehouse and metastore paths are relative to the project, as for dbt.
     for key in ("spark.sql.warehouse.dir",):
         if key in conf and not Path(conf[key]).is_absolute() and "://" not in conf[key]:
             conf[key] = str(project_dir / conf[key])
-    return SparkEngine(conf, c.schema)
+    secret = any(word in key.lower() for key in conf for word in ("password", "secret", "token"))
+    return {"conf": conf, "schema": c.schema, "conf_secrets": secret}
+
+
+def from_parameters(parameters: dict[str, Any]) -> SparkEngine:
+    return SparkEngine(parameters["conf"], parameters["schema"])

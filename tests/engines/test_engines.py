@@ -154,3 +154,22 @@ def test_postgres_unreachable_server_names_it() -> None:
     with pytest.raises(OfflineStoreError, match=r"cannot connect to PostgreSQL postgres@127\.0\.0\.1:1/test"):
         with engine.session():
             pass
+
+
+def test_connection_parameters_are_remembered_per_setting_never_with_a_password(
+    parsed_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import shutil
+
+    from serving.engines import open_target_engine
+
+    project = tmp_path / "project"
+    shutil.copytree(parsed_project, project, ignore=shutil.ignore_patterns("feature_store_render"))
+    monkeypatch.setenv("FEATURE_STORE_DUCKDB", str(tmp_path / "a.duckdb"))
+    assert open_target_engine(project, None).path == tmp_path / "a.duckdb"
+    saved = [json.loads(p.read_text()) for p in (project / "target" / "feature_store_render").glob("engine-*.json")]
+    assert saved == [{"type": "duckdb", "parameters": {"path": str(tmp_path / "a.duckdb"), "settings": {"TimeZone": "UTC"}}}]
+    # Another value of a variable the profile reads is another setting: read afresh.
+    monkeypatch.setenv("FEATURE_STORE_DUCKDB", str(tmp_path / "b.duckdb"))
+    assert open_target_engine(project, None).path == tmp_path / "b.duckdb"
