@@ -36,9 +36,7 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from bench.common import Measurement, mib, report_to_parent, run_child, time_repeatedly  # noqa: E402
-from serving.macros import MacroSet  # noqa: E402
-from serving.offline import OfflineStore  # noqa: E402
+from bench.common import Measurement, duckdb_offline_store, mib, project_renderer, report_to_parent, run_child, time_repeatedly  # noqa: E402
 from serving.registry import Feature, FeatureView  # noqa: E402
 
 SEED = 20240601
@@ -139,7 +137,7 @@ def pit_view(rows: int) -> dict[str, Any]:
 
 
 def pit_sql(rows: int) -> str:
-    return MacroSet(ROOT / "macros", "duckdb").call("point_in_time_join_sql", "spine", "as_of", [pit_view(rows)], False, True, None)
+    return project_renderer().call("point_in_time_join_sql", "spine", "as_of", [pit_view(rows)], False, True, None)
 
 
 def windows_sql(rows: int) -> str:
@@ -147,7 +145,7 @@ def windows_sql(rows: int) -> str:
         {"name": name, "function": function, "column": column, "window": f"{WINDOWS[window]} days"}
         for name, (function, column, window) in AGGREGATIONS.items()
     ]
-    return MacroSet(ROOT / "macros", "duckdb").call(
+    return project_renderer().call(
         "window_aggregates", feature_relation(rows), "entity_id", "event_timestamp", aggregations,
         at="spine", spine="spine", spine_timestamp="as_of",
     )
@@ -161,7 +159,7 @@ def historical_runner(database: Path, rows: int) -> Callable[[], pd.DataFrame]:
         created_timestamp_column="created_timestamp", ttl=TTL["text"], ttl_seconds=TTL["seconds"], online=False,
         owner=None, tags=(), description="", features=tuple(Feature(name, None, "") for name in FEATURES), spec=spec,
     )
-    store = OfflineStore(database, MacroSet(ROOT / "macros", "duckdb"))
+    store = duckdb_offline_store(database)
     entity_df = _load(database, "select * from spine")
     return lambda: store.historical(entity_df, [(view, FEATURES)], "as_of", False)
 

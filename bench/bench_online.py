@@ -33,9 +33,9 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import duckdb_offline_store  # noqa: E402
 from serving.embedded_redis import EmbeddedCluster, redis_url_or_embedded  # noqa: E402
 from serving.encoding import pack_value  # noqa: E402
-from serving.macros import MacroSet  # noqa: E402
 from serving.offline import OfflineStore  # noqa: E402
 from serving.online.connection import Nodes, connect  # noqa: E402
 from serving.online.export import Exporter  # noqa: E402
@@ -135,7 +135,7 @@ def main() -> None:
         client = connect(url)
         prefix = f"fsbench-{uuid.uuid4().hex[:8]}"
         keys = KeySpace(prefix)
-        offline = OfflineStore(warehouse, MacroSet(ROOT / "macros"))
+        offline = duckdb_offline_store(warehouse)
         nodes = Nodes(url, client)
         exporter = Exporter(nodes, keys, offline, timing, progress=False)
         try:

@@ -14,7 +14,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from serving.offline import OfflineStore
+    from serving.rendering import Renderer
 
 
 def _status_bytes(field: str) -> int:
@@ -90,3 +94,22 @@ def run_child(script: Path, child_args: list[str]) -> Measurement:
 
 def mib(size: int) -> str:
     return f"{size / 2**20:,.0f} MiB"
+
+
+def project_renderer() -> Renderer:
+    """dbt's rendering of the project's macros for its default (DuckDB) target, as
+    FeatureStore renders them (parsing the project first when its manifest is stale)."""
+    from serving.registry import load_manifest
+    from serving.rendering import Renderer
+
+    root = Path(__file__).resolve().parents[1]
+    _, manifest_hash = load_manifest(root)
+    return Renderer(root, manifest_hash)
+
+
+def duckdb_offline_store(database: Path) -> OfflineStore:
+    """OfflineStore.historical/snapshot, the code behind the API, over a bench's DuckDB file."""
+    from serving.engines.duckdb import DuckDBEngine
+    from serving.offline import OfflineStore
+
+    return OfflineStore(project_renderer(), lambda: DuckDBEngine(database, {}))

@@ -37,7 +37,7 @@ def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 def _store(ctx: click.Context) -> Any:
     from serving.store import FeatureStore
 
-    return FeatureStore(project_dir=ctx.obj["project_dir"], redis_url=ctx.obj["redis_url"])
+    return FeatureStore(project_dir=ctx.obj["project_dir"], redis_url=ctx.obj["redis_url"], target=ctx.obj["target"])
 
 
 def _say_which_redis(store: Any) -> None:
@@ -70,10 +70,15 @@ def _json_default(value: Any) -> Any:
     envvar="REDIS_URL",
     help="Online store: redis://host:port/db, or redis+cluster://host:port[,host:port...] (default: $REDIS_URL, else redis://localhost:6379/0).",
 )
+@click.option(
+    "--target",
+    envvar="DBT_TARGET",
+    help="The dbt profile target whose warehouse serves offline reads, as `dbt --target` (default: $DBT_TARGET, else the profile's default).",
+)
 @click.pass_context
-def main(ctx: click.Context, project_dir: str, redis_url: str | None) -> None:
-    """A SQL-first feature store: dbt models are the features, DuckDB the offline store, Redis the online store."""
-    ctx.obj = {"project_dir": project_dir, "redis_url": redis_url}
+def main(ctx: click.Context, project_dir: str, redis_url: str | None, target: str | None) -> None:
+    """A SQL-first feature store: dbt models are the features, the dbt target's warehouse the offline store, Redis the online store."""
+    ctx.obj = {"project_dir": project_dir, "redis_url": redis_url, "target": target}
 
 
 @main.command("list")

@@ -1,25 +1,29 @@
-"""Offline retrieval: point-in-time joins against the DuckDB warehouse, read-only.
+"""Offline retrieval: point-in-time joins and export snapshots, run on the target's engine.
 
-The SQL is the project's `point_in_time_join_sql` macro, rendered by serving.macros;
-nothing here restates a time rule.
+The SQL is the project's `point_in_time_join_sql` and `snapshot_sql` macros, rendered by
+dbt for the current target (serving.rendering); the engine (serving.engines) runs it.
+Nothing here names an engine or restates a time rule.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
-from typing import Sequence
+import re
+from typing import Callable, Iterator, Sequence
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from serving.engines import DEFAULT_BATCH_ROWS, Engine
 from serving.errors import EntityKeyError, OfflineStoreError
-from serving.macros import MacroSet, quote
 from serving.registry import FeatureView, Registry
+from serving.rendering import Renderer
 
 ENTITY_TABLE = "__fs_entity_df"
+# Rendered into the SQL in place of values that vary per call, then replaced by them.
+ENTITY_PLACEHOLDER = "__fs_entity_placeholder__"
+AS_OF_PLACEHOLDER = "__FS_AS_OF_PLACEHOLDER__"
+_TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{6})?")
 # Integers and booleans stay integers and booleans when a value is missing (pd.NA).
 _NULLABLE_DTYPES = {
     pa.int8(): pd.Int8Dtype(),
@@ -28,12 +32,6 @@ _NULLABLE_DTYPES = {
     pa.int64(): pd.Int64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
 }
-
-
-def warehouse_path(project_dir: Path) -> Path:
-    """Where profiles.yml puts the DuckDB file: $FEATURE_STORE_DUCKDB, else target/warehouse.duckdb."""
-    configured = os.environ.get("FEATURE_STORE_DUCKDB")
-    return Path(configured).resolve() if configured else project_dir / "target" / "warehouse.duckdb"
 
 
 def to_utc_naive(moment: dt.datetime | str | pd.Timestamp) -> dt.datetime:
@@ -45,25 +43,17 @@ def to_utc_naive(moment: dt.datetime | str | pd.Timestamp) -> dt.datetime:
 
 
 class OfflineStore:
-    def __init__(self, path: Path, macros: MacroSet) -> None:
-        self.path = path
-        self.macros = macros
+    def __init__(self, renderer: Renderer, engine: Callable[[], Engine]) -> None:
+        self.renderer = renderer
+        self._engine_factory = engine
+        self._engine: Engine | None = None
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        if not self.path.exists():
-            raise OfflineStoreError(f"no warehouse at {self.path}; run `dbt build` first")
-        try:
-            connection = duckdb.connect(str(self.path), read_only=True)
-        except duckdb.Error as error:
-            raise OfflineStoreError(f"cannot open the warehouse {self.path} read-only: {error}") from error
-        connection.execute("set TimeZone = 'UTC'")
-        return connection
-
-    def _run(self, connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-        try:
-            return connection.sql(sql).to_arrow_table()
-        except duckdb.CatalogException as error:
-            raise OfflineStoreError(f"{error}; has `dbt build` built every feature view?") from error
+    @property
+    def engine(self) -> Engine:
+        """Opened on first use: reading the profile starts dbt, which online reads never need."""
+        if self._engine is None:
+            self._engine = self._engine_factory()
+        return self._engine
 
     def historical(
         self,
@@ -80,18 +70,18 @@ class OfflineStore:
             )
         needed = list(dict.fromkeys([*(key for view, _ in views for key in view.entity), timestamp_column]))
         spine = pa.Table.from_pandas(entity_df[needed], preserve_index=False)
-        sql = self.macros.call(
+        sql = self.renderer.call(
             "point_in_time_join_sql",
-            ENTITY_TABLE,
+            ENTITY_PLACEHOLDER,
             timestamp_column,
             [view.spec_for(features) for view, features in views],
             full_feature_names,
             False,
             [timestamp_column],
         )
-        with self.connect() as connection:
-            connection.register(ENTITY_TABLE, spine)
-            joined = self._run(connection, sql)
+        with self.engine.session() as session:
+            relation = session.upload(spine, ENTITY_TABLE)
+            joined = session.query(sql.replace(ENTITY_PLACEHOLDER, relation))
         # The spine keeps its own columns, dtypes and index; only features are added.
         features = joined.drop_columns([timestamp_column]).to_pandas(types_mapper=_NULLABLE_DTYPES.get)
         if len(features) != len(entity_df):
@@ -101,27 +91,28 @@ class OfflineStore:
             result[column] = features[column].array
         return result
 
+    def snapshot_sql(self, view: FeatureView, as_of: dt.datetime, feature_names: list[str] | None = None) -> str:
+        """The SQL of `view`'s snapshot at `as_of`: what Redis should hold (see snapshot_sql)."""
+        spec = view.spec_for(feature_names or view.feature_names)
+        sql = self.renderer.call("snapshot_sql", spec, AS_OF_PLACEHOLDER)
+        text = to_utc_naive(as_of).isoformat(sep=" ", timespec="microseconds")
+        if not _TIMESTAMP_TEXT.fullmatch(text):
+            raise OfflineStoreError(f"as_of {as_of!r} is not a time between years 1000 and 9999")
+        return sql.replace(AS_OF_PLACEHOLDER, text)
+
     def snapshot(self, view: FeatureView, as_of: dt.datetime, feature_names: list[str] | None = None) -> pa.Table:
-        """Every entity of `view` seen by `as_of`, joined at `as_of`: what Redis should hold.
+        """Every entity of `view` seen by `as_of`, joined at `as_of`.
 
         Columns: the entity keys, the features, and `event_timestamp` (NULL when the
         entity's latest row is older than the TTL)."""
-        as_of_literal = f"timestamp '{to_utc_naive(as_of).isoformat(sep=' ')}'"
-        keys = ", ".join(quote(key) for key in view.entity)
-        event_time = self.macros.call("normalize_timestamp", quote(view.timestamp_column))
-        spine = (
-            f"(select distinct {keys}, {as_of_literal} as __fs_as_of from {view.relation}"
-            f" where {event_time} <= {as_of_literal})"
-        )
-        sql = self.macros.call(
-            "point_in_time_join_sql",
-            spine,
-            "__fs_as_of",
-            [view.spec_for(feature_names or view.feature_names)],
-            False,
-            True,
-            list(view.entity),
-        )
-        with self.connect() as connection:
-            table = self._run(connection, sql)
+        with self.engine.session() as session:
+            table = session.query(self.snapshot_sql(view, as_of, feature_names))
         return table.rename_columns([*table.column_names[:-1], "event_timestamp"])
+
+    def snapshot_batches(
+        self, view: FeatureView, as_of: dt.datetime, batch_rows: int = DEFAULT_BATCH_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        """The snapshot as Arrow batches, holding one batch at a time (for large exports)."""
+        with self.engine.session() as session:
+            for batch in session.stream(self.snapshot_sql(view, as_of), batch_rows):
+                yield pa.RecordBatch.from_arrays(batch.columns, names=[*batch.schema.names[:-1], "event_timestamp"])

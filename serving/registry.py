@@ -2,7 +2,9 @@
 
 There is no second place where features are declared. Each model with
 `config.meta.feature_store` becomes a FeatureView through the project's own
-`feature_view_spec` macro, so Python and `dbt build` accept and reject the same YAML.
+`feature_view_spec` macro, rendered by dbt (serving.rendering), so Python and `dbt build`
+accept and reject the same YAML. Relations are named in the database of the selected
+target, not the one baked into the manifest, so a copied warehouse opens where it is.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from serving.dbt_target import TargetError, profiles_dir, read_manifest_json, target_type
 from serving.errors import EntityKeyError, RegistryError, UnknownFeatureError
-from serving.macros import MacroSet
+from serving.rendering import Renderer
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 # The key types of macros/graph/online_key_types.sql, which refuses the others at validation
@@ -84,25 +87,30 @@ def _newest_source_mtime(project_dir: Path) -> float:
     return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
 
 
-def parse_project(project_dir: Path) -> None:
+def parse_project(project_dir: Path, target: str | None = None) -> None:
     """Runs `dbt parse`, which writes target/manifest.json without touching the warehouse."""
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(
-        ["parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
-    )
+    args = ["parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir(project_dir))]
+    result = dbtRunner().invoke([*args, *(["--target", target] if target else [])])
     if not result.success:
         raise RegistryError(f"dbt parse failed in {project_dir}: {result.exception or 'see the dbt log above'}")
 
 
-def load_manifest(project_dir: Path) -> dict[str, Any]:
+def load_manifest(project_dir: Path, target: str | None = None) -> tuple[dict[str, Any], str]:
+    """target/manifest.json (and its hash), parsed again when the project changed since, or
+    when it was written for another adapter than the selected target's."""
     manifest_path = project_dir / "target" / "manifest.json"
     if not manifest_path.exists() or manifest_path.stat().st_mtime < _newest_source_mtime(project_dir):
-        parse_project(project_dir)
+        parse_project(project_dir, target)
     try:
-        return json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as error:
-        raise RegistryError(f"cannot read {manifest_path}: {error}; run `dbt parse` to write it again") from error
+        manifest, digest = read_manifest_json(project_dir)
+    except TargetError as error:
+        raise RegistryError(str(error)) from error
+    if manifest.get("metadata", {}).get("adapter_type") != target_type(project_dir, target):
+        parse_project(project_dir, target)
+        manifest, digest = read_manifest_json(project_dir)
+    return manifest, digest
 
 
 class Registry:
@@ -112,19 +120,24 @@ class Registry:
         self.views = views
 
     @classmethod
-    def from_project(cls, project_dir: str | os.PathLike[str], macros: MacroSet | None = None) -> Registry:
+    def from_project(cls, project_dir: str | os.PathLike[str], target: str | None = None) -> Registry:
         project_dir = Path(project_dir).resolve()
-        macros = macros or MacroSet(project_dir / "macros")
-        return cls.from_manifest(load_manifest(project_dir), macros)
+        manifest, digest = load_manifest(project_dir, target)
+        return cls.from_manifest(manifest, Renderer(project_dir, digest, target))
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any], macros: MacroSet) -> Registry:
+    def from_manifest(cls, manifest: dict[str, Any], renderer: Renderer) -> Registry:
         views = {}
         for node in manifest.get("nodes", {}).values():
             meta = (node.get("config") or {}).get("meta") or {}
             if node.get("resource_type") != "model" or "feature_store" not in meta:
                 continue
-            spec = macros.call("feature_view_spec", node)
+            spec = renderer.call("feature_view_spec", node)
+            # The node's database is the one dbt wrote to; unless the model names its own,
+            # read it from the database the selected target opens.
+            spec["relation"] = renderer.relation(
+                (node.get("config") or {}).get("database"), node["schema"], node.get("alias") or node["name"]
+            )
             views[spec["name"]] = _view_from_spec(spec, node)
         return cls(dict(sorted(views.items())))
 
@@ -157,7 +170,11 @@ class Registry:
         return types
 
     def resolve(self, references: Iterable[str]) -> list[tuple[FeatureView, list[str]]]:
-        """Feature references ("view:feature", or "view:*") → views with their features, in request order."""
+        """Feature references ("view:feature", or "view:*") → views with their features.
+
+        The selection rule of macros/macros.yml (select_features), which the SQL follows
+        too: views in the order of their first reference, each view's features in the
+        view's column order, each once."""
         resolved: dict[str, list[str]] = {}
         for reference in references:
             view_name, sep, feature_name = str(reference).partition(":")
@@ -171,7 +188,10 @@ class Registry:
             chosen.extend(name for name in names if name not in chosen)
         if not resolved:
             raise UnknownFeatureError("no features requested; ask for at least one view:feature")
-        return [(self.views[name], features) for name, features in resolved.items()]
+        return [
+            (self.views[name], [feature for feature in self.views[name].feature_names if feature in chosen])
+            for name, chosen in resolved.items()
+        ]
 
 
 def _view_from_spec(spec: dict[str, Any], node: dict[str, Any]) -> FeatureView:

@@ -11,20 +11,23 @@ import pandas as pd
 import redis
 from redis.cluster import RedisCluster
 
+from serving.engines import Engine, open_target_engine
 from serving.errors import EntityKeyError, UnknownFeatureError
-from serving.macros import MacroSet
-from serving.offline import OfflineStore, to_utc_naive, warehouse_path
+from serving.offline import OfflineStore, to_utc_naive
 from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
 from serving.online.export import Exporter, MaterializeSummary
 from serving.online.keys import KeySpace
 from serving.online.read import OnlineClient, OnlineResponse
 from serving.online.status import ViewStatus, online_status
 from serving.online.versions import Timing, Versions
-from serving.registry import FeatureView, Registry
+from serving.registry import FeatureView, Registry, load_manifest
+from serving.rendering import Renderer
 
 
 class FeatureStore:
-    """Feature views declared in a dbt project, served offline (DuckDB) and online (Redis).
+    """Feature views declared in a dbt project, served offline (the dbt target's warehouse)
+    and online (Redis). `target` selects the profile's output as `dbt --target` does
+    (default: the profile's own default target).
 
     >>> store = FeatureStore(project_dir=".")
     >>> store.list_feature_views()
@@ -35,17 +38,23 @@ class FeatureStore:
         project_dir: str | os.PathLike[str] = ".",
         redis_url: str | None = None,
         redis_prefix: str | None = None,
+        target: str | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
+        self.target = target
         self.redis_url = resolve_url(redis_url)
         self.redis_prefix = resolve_prefix(redis_prefix)
         self._keys = KeySpace(self.redis_prefix)
         self._timing = Timing.from_env()
         self._nodes: Nodes | None = None
         self._online: OnlineClient | None = None
-        self._macros = MacroSet(self.project_dir / "macros")
-        self.registry = Registry.from_project(self.project_dir, self._macros)
-        self.offline = OfflineStore(warehouse_path(self.project_dir), self._macros)
+        manifest, manifest_hash = load_manifest(self.project_dir, target)
+        self.renderer = Renderer(self.project_dir, manifest_hash, target)
+        self.registry = Registry.from_manifest(manifest, self.renderer)
+        self.offline = OfflineStore(self.renderer, self._open_engine)
+
+    def _open_engine(self) -> Engine:
+        return open_target_engine(self.project_dir, self.target)
 
     def list_feature_views(self) -> list[FeatureView]:
         return list(self.registry.views.values())

@@ -18,3 +18,20 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate_sample_data(project_dir, "--users", "300", "--days", "40", "--spine-per-user", "2")
     dbt(project_dir, "build")
     return project_dir
+
+
+@pytest.fixture(scope="session")
+def parsed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project after `dbt parse` (a manifest, no warehouse). Read-only for tests."""
+    project_dir = copy_project(tmp_path_factory.mktemp("parsed") / "project")
+    dbt(project_dir, "parse")
+    return project_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_parsed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project parsed for its `postgres` target (needs dbt-postgres)."""
+    pytest.importorskip("dbt.adapters.postgres")
+    project_dir = copy_project(tmp_path_factory.mktemp("parsed_pg") / "project")
+    dbt(project_dir, "parse", "--target", "postgres")
+    return project_dir

@@ -1,5 +1,7 @@
-{#- Narrows specs to the requested feature references ("view:feature" or "view:*"),
-    each view keeping its own column order. -#}
+{#- Narrows specs to the requested feature references ("view:feature" or "view:*").
+    The selection rule (macros/macros.yml; serving.registry.Registry.resolve follows it):
+    views in the order of their first reference, each view's features in its own column
+    order, each feature once. -#}
 {% macro select_features(specs, references) %}
   {%- set by_name = {} -%}
   {%- for spec in specs -%}{%- do by_name.update({spec.name: spec}) -%}{%- endfor -%}
@@ -19,9 +21,10 @@
     {%- endfor -%}
   {%- endfor -%}
   {%- set selected = [] -%}
-  {%- for spec in specs if spec.name in wanted -%}
+  {%- for name in wanted -%}
+    {%- set spec = by_name[name] -%}
     {%- set narrowed = dict(spec) -%}
-    {%- do narrowed.update({'features': spec.features | selectattr('name', 'in', wanted[spec.name]) | list}) -%}
+    {%- do narrowed.update({'features': spec.features | selectattr('name', 'in', wanted[name]) | list}) -%}
     {%- do selected.append(narrowed) -%}
   {%- endfor -%}
   {{- return(selected) -}}

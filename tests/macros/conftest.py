@@ -1,4 +1,4 @@
-"""Macros rendered in Python (serving.macros.MacroSet) and run in a real DuckDB file.
+"""Macros rendered by dbt (serving.rendering.Renderer) and run in a real DuckDB file.
 
 Every test that takes `macros` runs twice: once with the DuckDB implementations and once
 with the portable (`default__`) ones, which DuckDB also runs."""
@@ -11,14 +11,14 @@ from typing import Iterator
 import duckdb
 import pytest
 
-from serving.macros import MacroSet
-
-ROOT = Path(__file__).resolve().parents[2]
+from serving.dbt_target import read_manifest_json
+from serving.rendering import Renderer
 
 
 @pytest.fixture(scope="session", params=["duckdb", "default"])
-def macros(request: pytest.FixtureRequest) -> MacroSet:
-    return MacroSet(ROOT / "macros", adapter=request.param)
+def macros(request: pytest.FixtureRequest, parsed_project: Path) -> Renderer:
+    _, manifest_hash = read_manifest_json(parsed_project)
+    return Renderer(parsed_project, manifest_hash, portable=request.param == "default", cache=False)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from serving.errors import FeatureStoreError
-from serving.macros import MacroSet
 from serving.registry import python_type
+from serving.rendering import Renderer
 
 
 TYPES = {"user_id": "bigint", "spend": "double"}
@@ -37,17 +37,17 @@ def node(types: dict[str, str | None] | None = None, **meta: Any) -> dict[str, A
     [("1 day", "1 day", 86_400), ("12 hours", "12 hours", 43_200), ("90 DAYS", "90 days", 7_776_000),
      ("1 minutes", "1 minute", 60), (" 2 weeks ", "2 weeks", 1_209_600), ("30 seconds", "30 seconds", 30), ("5hour", "5 hours", 18_000)],
 )
-def test_parse_duration_accepts_fixed_length_units(macros: MacroSet, text: str, normalized: str, seconds: int) -> None:
+def test_parse_duration_accepts_fixed_length_units(macros: Renderer, text: str, normalized: str, seconds: int) -> None:
     assert macros.call("parse_duration", text, "owner", "field") == {"text": normalized, "seconds": seconds}
 
 
 @pytest.mark.parametrize("text", ["1 month", "2 years", "0 days", "abc", "-1 day", "1.5 days", "", 5, None])
-def test_parse_duration_refuses_anything_else_naming_owner_and_field(macros: MacroSet, text: Any) -> None:
+def test_parse_duration_refuses_anything_else_naming_owner_and_field(macros: Renderer, text: Any) -> None:
     with pytest.raises(FeatureStoreError, match=r"^my owner: my\.field is .*expected a positive whole number and a unit"):
         macros.call("parse_duration", text, "my owner", "my.field")
 
 
-def test_spec_of_a_valid_feature_view(macros: MacroSet) -> None:
+def test_spec_of_a_valid_feature_view(macros: Renderer) -> None:
     spec = macros.call("feature_view_spec", node(online=True, owner="ml@example.com", tags=["user"]))
     assert spec == {
         "name": "user_stats",
@@ -68,7 +68,7 @@ def test_spec_of_a_valid_feature_view(macros: MacroSet) -> None:
     }
 
 
-def test_spec_defaults_without_ttl_created_timestamp_or_online(macros: MacroSet) -> None:
+def test_spec_defaults_without_ttl_created_timestamp_or_online(macros: Renderer) -> None:
     spec = macros.call("feature_view_spec", node(ttl=None, created_timestamp_column=None, entity=["user_id", "spend"]))
     assert (spec["ttl"], spec["created_timestamp_column"], spec["online"], spec["tags"]) == (None, None, False, [])
     assert spec["entity"] == ["user_id", "spend"]
@@ -76,7 +76,7 @@ def test_spec_defaults_without_ttl_created_timestamp_or_online(macros: MacroSet)
 
 
 @pytest.mark.parametrize("ttl", ["1 month", "0 days", "abc", 5])
-def test_bad_ttl_names_the_model_and_the_field(macros: MacroSet, ttl: Any) -> None:
+def test_bad_ttl_names_the_model_and_the_field(macros: Renderer, ttl: Any) -> None:
     with pytest.raises(FeatureStoreError, match=rf"^feature view 'user_stats': config\.meta\.feature_store\.ttl is {ttl};"):
         macros.call("feature_view_spec", node(ttl=ttl))
 
@@ -95,30 +95,30 @@ def test_bad_ttl_names_the_model_and_the_field(macros: MacroSet, ttl: Any) -> No
         ({"timestamp_column": None}, r"config\.meta\.feature_store\.timestamp_column is required"),
     ],
 )
-def test_bad_metadata_names_the_model_and_the_field(macros: MacroSet, meta: dict[str, Any], message: str) -> None:
+def test_bad_metadata_names_the_model_and_the_field(macros: Renderer, meta: dict[str, Any], message: str) -> None:
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': " + message):
         macros.call("feature_view_spec", node(**meta))
 
 
-def test_missing_feature_store_mapping_is_refused(macros: MacroSet) -> None:
+def test_missing_feature_store_mapping_is_refused(macros: Renderer) -> None:
     bare = copy.deepcopy(node())
     bare["config"]["meta"]["feature_store"] = "user_id"
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': config\.meta\.feature_store is missing or not a mapping"):
         macros.call("feature_view_spec", bare)
 
 
-def test_an_entity_column_without_a_data_type_is_refused(macros: MacroSet) -> None:
+def test_an_entity_column_without_a_data_type_is_refused(macros: Renderer) -> None:
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': entity column 'user_id' has no data_type; declare it"):
         macros.call("feature_view_spec", node(types={"user_id": None}))
 
 
-def test_a_blank_entity_data_type_is_refused_too(macros: MacroSet) -> None:
+def test_a_blank_entity_data_type_is_refused_too(macros: Renderer) -> None:
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': entity column 'user_id' has no data_type"):
         macros.call("feature_view_spec", node(types={"user_id": "  "}, online=True))
 
 
 @pytest.mark.parametrize("data_type", ["date", "double", "timestamp", "decimal(10, 2)", "hugeint", "ubigint", "boolean", "uuid"])
-def test_an_online_entity_of_a_type_the_online_store_cannot_encode_is_refused(macros: MacroSet, data_type: str) -> None:
+def test_an_online_entity_of_a_type_the_online_store_cannot_encode_is_refused(macros: Renderer, data_type: str) -> None:
     expected = (
         rf"^feature view 'user_stats': entity column 'user_id' is {re.escape(data_type)}, which the online store cannot use as a key"
         r" \(online: true\); key types: integer \(tinyint, smallint, integer, int, bigint, .*\) or string \(varchar, text, .*\)$"
@@ -127,35 +127,35 @@ def test_an_online_entity_of_a_type_the_online_store_cannot_encode_is_refused(ma
         macros.call("feature_view_spec", node(types={"user_id": data_type}, online=True))
 
 
-def test_a_composite_online_key_names_the_column_that_cannot_be_encoded(macros: MacroSet) -> None:
+def test_a_composite_online_key_names_the_column_that_cannot_be_encoded(macros: Renderer) -> None:
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': entity column 'spend' is double, which the online store"):
         macros.call("feature_view_spec", node(entity=["user_id", "spend"], online=True))
 
 
 @pytest.mark.parametrize("data_type", ["BIGINT", "integer", "varchar(20)", "VARCHAR", "text", "character varying(8)", "utinyint"])
-def test_an_online_entity_of_an_integer_or_string_type_is_accepted(macros: MacroSet, data_type: str) -> None:
+def test_an_online_entity_of_an_integer_or_string_type_is_accepted(macros: Renderer, data_type: str) -> None:
     spec = macros.call("feature_view_spec", node(types={"user_id": data_type}, online=True))
     assert (spec["entity"], spec["online"]) == (["user_id"], True)
 
 
-def test_an_offline_view_may_key_on_any_declared_type(macros: MacroSet) -> None:
+def test_an_offline_view_may_key_on_any_declared_type(macros: Renderer) -> None:
     spec = macros.call("feature_view_spec", node(types={"user_id": "date"}, online=False))
     assert (spec["entity"], spec["online"]) == (["user_id"], False)
 
 
 @pytest.mark.parametrize("field", ["timestamp_column", "created_timestamp_column"])
-def test_an_entity_that_is_also_a_time_column_is_refused(macros: MacroSet, field: str) -> None:
+def test_an_entity_that_is_also_a_time_column_is_refused(macros: Renderer, field: str) -> None:
     time_column = {"timestamp_column": "event_timestamp", "created_timestamp_column": "created_timestamp"}[field]
     with pytest.raises(FeatureStoreError, match=rf"^feature view 'user_stats': column '{time_column}' is both an entity and the {field}; "):
         macros.call("feature_view_spec", node(entity=["user_id", time_column], types={time_column: "bigint"}))
 
 
-def test_online_true_given_as_1_is_refused(macros: MacroSet) -> None:
+def test_online_true_given_as_1_is_refused(macros: Renderer) -> None:
     with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': config\.meta\.feature_store\.online is 1; expected true or false$"):
         macros.call("feature_view_spec", node(online=1))
 
 
-def test_the_online_key_types_are_the_ones_the_registry_maps_to_python_types(macros: MacroSet) -> None:
+def test_the_online_key_types_are_the_ones_the_registry_maps_to_python_types(macros: Renderer) -> None:
     families = macros.call("online_key_types")
     assert {name: python_type(name) for name in families["integer"]} == dict.fromkeys(families["integer"], int)
     assert {name: python_type(name) for name in families["string"]} == dict.fromkeys(families["string"], str)

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from serving.errors import FeatureStoreError
-from serving.macros import MacroSet
+from serving.rendering import Renderer
 from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query, random_spine
 from macro_reference import point_in_time
 
@@ -28,7 +28,7 @@ SHOPS = ["1", "2", "12", "21"]
 
 
 def spec(
-    macros: MacroSet, name: str, keys: list[str], features: list[str], ttl: str | None = None, created: str | None = None
+    macros: Renderer, name: str, keys: list[str], features: list[str], ttl: str | None = None, created: str | None = None
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -90,7 +90,7 @@ def spine_times(rng: random.Random, event_times: list[int], ttl_us: int | None) 
     return pick
 
 
-def run_join(db: duckdb.DuckDBPyConnection, macros: MacroSet, views: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
+def run_join(db: duckdb.DuckDBPyConnection, macros: Renderer, views: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
     options.setdefault("spine_columns", ["id"])
     sql = macros.call(
         "point_in_time_join_sql",
@@ -121,7 +121,7 @@ def expected_rows(spine: list[dict[str, Any]], views: list[tuple[str, list[dict[
 
 @pytest.mark.parametrize("ttl", [None, "2 hours"])
 @pytest.mark.parametrize("seed", range(5))
-def test_random_spines_match_the_reference_for_three_views(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None) -> None:
+def test_random_spines_match_the_reference_for_three_views(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None) -> None:
     rng = random.Random(seed)
     profile = random_profile(rng, users=40, rows=2500)
     pairs = random_pairs(rng, users=40, rows=1500)
@@ -153,7 +153,7 @@ def test_random_spines_match_the_reference_for_three_views(macros: MacroSet, db:
     assert sum(row["profile__f_int"] is not None for row in actual) > 100, "the data should give many matches"
 
 
-def test_large_spine_comes_back_once_per_row_in_spine_order(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_large_spine_comes_back_once_per_row_in_spine_order(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     # Large enough for DuckDB to scan and join in parallel (several row groups).
     rng = random.Random(99)
     profile = random_profile(rng, users=500, rows=5000)
@@ -175,7 +175,7 @@ def test_large_spine_comes_back_once_per_row_in_spine_order(macros: MacroSet, db
 # --- hand-made edge cases -------------------------------------------------------------
 
 
-def one_view(macros: MacroSet, db: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], spine: list[dict[str, Any]], ttl: str | None = None, **options: Any) -> list[dict[str, Any]]:
+def one_view(macros: Renderer, db: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], spine: list[dict[str, Any]], ttl: str | None = None, **options: Any) -> list[dict[str, Any]]:
     load(db, "profile", PROFILE_COLUMNS, rows)
     load(db, "spine", SPINE_COLUMNS, spine)
     return run_join(db, macros, [spec(macros, "profile", ["user_id"], ["f_int", "f_float", "f_str"], ttl, "created")], **options)
@@ -189,24 +189,24 @@ def spine_rows(*times: int | None, user_id: int | None = 1) -> list[dict[str, An
     return [{"id": i, "user_id": user_id, "shop": "1", "at": at} for i, at in enumerate(times)]
 
 
-def test_feature_at_exactly_the_spine_time_is_visible(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_feature_at_exactly_the_spine_time_is_visible(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     rows = [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)]
     actual = one_view(macros, db, rows, spine_rows(START + HOUR, START + HOUR - 1))
     assert [row["f_int"] for row in actual] == [2, 1]
 
 
-def test_ttl_bound_is_inclusive_and_one_microsecond_older_is_expired(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_ttl_bound_is_inclusive_and_one_microsecond_older_is_expired(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     actual = one_view(macros, db, [feature_row(START, f_int=7)], spine_rows(START + DAY, START + DAY + 1), ttl="1 day")
     assert [row["f_int"] for row in actual] == [7, None]
 
 
-def test_expired_latest_row_does_not_fall_back_to_an_older_one(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_expired_latest_row_does_not_fall_back_to_an_older_one(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     rows = [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)]
     actual = one_view(macros, db, rows, spine_rows(START + HOUR + DAY + 1), ttl="1 day")
     assert [row["f_int"] for row in actual] == [None]
 
 
-def test_later_created_timestamp_wins_a_tie_and_null_created_loses(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_later_created_timestamp_wins_a_tie_and_null_created_loses(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     rows = [
         feature_row(START, f_int=1, created=START + MINUTE),
         feature_row(START, f_int=2, created=START + 2 * MINUTE),
@@ -215,7 +215,7 @@ def test_later_created_timestamp_wins_a_tie_and_null_created_loses(macros: Macro
     assert [row["f_int"] for row in one_view(macros, db, rows, spine_rows(START))] == [2]
 
 
-def test_full_tie_goes_to_the_smallest_feature_values_with_nulls_last(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_full_tie_goes_to_the_smallest_feature_values_with_nulls_last(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     rows = [
         feature_row(START, f_int=None, f_float=0.0, f_str="a"),
         feature_row(START, f_int=5, f_float=2.0, f_str="a"),
@@ -226,30 +226,30 @@ def test_full_tie_goes_to_the_smallest_feature_values_with_nulls_last(macros: Ma
     assert [(row["f_int"], row["f_float"], row["f_str"]) for row in actual] == [(5, 1.0, "b")]
 
 
-def test_null_feature_values_are_returned_as_null(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_null_feature_values_are_returned_as_null(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     actual = one_view(macros, db, [feature_row(START, f_int=None)], spine_rows(START), include_timestamps=True)
     assert actual == [{"id": 0, "f_int": None, "f_float": None, "f_str": None, "profile__event_timestamp": START}]
 
 
-def test_entity_without_history_and_spine_before_first_event_get_null(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_entity_without_history_and_spine_before_first_event_get_null(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     spine = spine_rows(START - 1, START) + [{"id": 2, "user_id": 404, "shop": "1", "at": START + DAY}]
     actual = one_view(macros, db, [feature_row(START, f_int=3)], spine, include_timestamps=True)
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(None, None), (3, START), (None, None)]
 
 
-def test_null_spine_key_or_time_gives_null_features_and_keeps_the_row(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_null_spine_key_or_time_gives_null_features_and_keeps_the_row(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     rows = [feature_row(START, f_int=3), {**feature_row(START, f_int=9), "user_id": None}]
     spine = spine_rows(START, None) + [{"id": 2, "user_id": None, "shop": "1", "at": START}]
     assert [(row["id"], row["f_int"]) for row in one_view(macros, db, rows, spine)] == [(0, 3), (1, None), (2, None)]
 
 
-def test_duplicate_spine_rows_are_all_kept_in_order(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_duplicate_spine_rows_are_all_kept_in_order(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     spine = [{"id": i, "user_id": 1, "shop": "1", "at": at} for i, at in [(3, START), (1, START), (3, START), (2, START - 1), (3, START)]]
     actual = one_view(macros, db, [feature_row(START, f_int=4)], spine)
     assert [(row["id"], row["f_int"]) for row in actual] == [(3, 4), (1, 4), (3, 4), (2, None), (3, 4)]
 
 
-def test_composite_keys_never_collide(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_composite_keys_never_collide(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     # Concatenated, (1, '12') and (11, '2') would both read '112'.
     load(db, "pairs", PAIR_COLUMNS, [{"user_id": 1, "shop": "12", "ts": START, "g_value": 1.0}, {"user_id": 11, "shop": "2", "ts": START, "g_value": 2.0}])
     spine = [
@@ -266,7 +266,7 @@ def test_composite_keys_never_collide(macros: MacroSet, db: duckdb.DuckDBPyConne
 
 @pytest.mark.parametrize("spine_type", ["timestamp", "timestamptz", "timestamp_ns", "timestamptz_ns"])
 @pytest.mark.parametrize("view_type", ["timestamp", "timestamptz", "timestamp_ns", "timestamptz_ns"])
-def test_timestamp_types_compare_as_the_same_utc_instant(macros: MacroSet, db: duckdb.DuckDBPyConnection, spine_type: str, view_type: str) -> None:
+def test_timestamp_types_compare_as_the_same_utc_instant(macros: Renderer, db: duckdb.DuckDBPyConnection, spine_type: str, view_type: str) -> None:
     load(db, "profile", {**PROFILE_COLUMNS, "ts": view_type}, [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)])
     load(db, "spine", {**SPINE_COLUMNS, "at": spine_type}, spine_rows(START + HOUR - 1, START + HOUR, START + HOUR + DAY, START + HOUR + DAY + 1))
     views = [spec(macros, "profile", ["user_id"], ["f_int"], "1 day")]
@@ -274,7 +274,7 @@ def test_timestamp_types_compare_as_the_same_utc_instant(macros: MacroSet, db: d
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(1, START), (2, START + HOUR), (2, START + HOUR), (None, None)]
 
 
-def test_offsets_are_converted_to_utc_and_naive_means_utc(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_offsets_are_converted_to_utc_and_naive_means_utc(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     # 10:00 naive (UTC) feature; the spine asks at 14:59:59.999999+05:00 (09:59:59.999999
     # UTC, too early), 15:00+05:00 and 02:00-08:00 (both 10:00 UTC, visible).
     db.execute(
@@ -291,7 +291,7 @@ def test_offsets_are_converted_to_utc_and_naive_means_utc(macros: MacroSet, db: 
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(None, None), (8, START + 10 * HOUR), (8, START + 10 * HOUR)]
 
 
-def test_nanosecond_inputs_are_rounded_to_the_nearest_microsecond(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_nanosecond_inputs_are_rounded_to_the_nearest_microsecond(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     # Every rule compares microseconds: a row 400 ns after the spine time rounds onto it
     # (visible), one 600 ns after rounds to the next microsecond (not yet visible).
     db.execute(
@@ -304,7 +304,7 @@ def test_nanosecond_inputs_are_rounded_to_the_nearest_microsecond(macros: MacroS
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(1, START + 10 * HOUR), (None, None)]
 
 
-def test_full_feature_names_prefix_the_view_and_avoid_collisions(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_full_feature_names_prefix_the_view_and_avoid_collisions(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     load(db, "profile", PROFILE_COLUMNS, [feature_row(START, f_int=1)])
     load(db, "other", PROFILE_COLUMNS, [feature_row(START, f_int=2)])
     load(db, "spine", SPINE_COLUMNS, spine_rows(START))
@@ -317,6 +317,6 @@ def test_full_feature_names_prefix_the_view_and_avoid_collisions(macros: MacroSe
     ]
 
 
-def test_without_spine_columns_every_spine_column_comes_back(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_without_spine_columns_every_spine_column_comes_back(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     actual = one_view(macros, db, [feature_row(START, f_int=1)], spine_rows(START), spine_columns=None)
     assert {"id": 0, "user_id": 1, "shop": "1", "at": START, "f_int": 1}.items() <= actual[0].items()

@@ -11,7 +11,7 @@ import pytest
 
 from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query
 from macro_reference import point_in_time
-from serving.macros import MacroSet
+from serving.rendering import Renderer
 from test_pit_join_macro import PAIR_COLUMNS, PROFILE_COLUMNS, feature_row, random_pairs, random_profile, spec
 
 KEYS = {"profile": ["user_id"], "pairs": ["user_id", "shop"]}
@@ -22,7 +22,7 @@ def micros_literal(at: int) -> str:
     return f"make_timestamp({at})"
 
 
-def snapshot(db: duckdb.DuckDBPyConnection, macros: MacroSet, view: dict[str, Any], at: int) -> list[dict[str, Any]]:
+def snapshot(db: duckdb.DuckDBPyConnection, macros: Renderer, view: dict[str, Any], at: int) -> list[dict[str, Any]]:
     keys = ", ".join(f'"{key}"' for key in view["entity"])
     return query(db, f"select * from ({macros.call('point_in_time_snapshot_sql', view, micros_literal(at))}) order by {keys}")
 
@@ -39,7 +39,7 @@ def expected_snapshot(rows: list[dict[str, Any]], name: str, at: int, ttl_us: in
 @pytest.mark.parametrize("ttl", [None, "2 hours"])
 @pytest.mark.parametrize("seed", range(4))
 def test_random_snapshots_equal_the_point_in_time_reference_for_every_entity(
-    macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None
+    macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None
 ) -> None:
     rng = random.Random(seed)
     profile = random_profile(rng, users=60, rows=2500)
@@ -58,20 +58,20 @@ def test_random_snapshots_equal_the_point_in_time_reference_for_every_entity(
             assert len(actual) > 20
 
 
-def test_an_expired_entity_keeps_its_keys_with_null_features_and_time(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_an_expired_entity_keeps_its_keys_with_null_features_and_time(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     load(db, "profile", PROFILE_COLUMNS, [feature_row(START, f_int=7, user_id=1), feature_row(START + DAY, f_int=8, user_id=2)])
     view = spec(macros, "profile", ["user_id"], ["f_int", "f_float", "f_str"], "1 day", "created")
     rows = snapshot(db, macros, view, START + DAY + 1)
     assert [(row["user_id"], row["f_int"], row["__fs_event_at"]) for row in rows] == [(1, None, None), (2, 8, START + DAY)]
 
 
-def test_an_entity_whose_rows_are_all_after_as_of_is_left_out(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_an_entity_whose_rows_are_all_after_as_of_is_left_out(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     load(db, "profile", PROFILE_COLUMNS, [feature_row(START, user_id=1), feature_row(START + MINUTE, user_id=2)])
     view = spec(macros, "profile", ["user_id"], ["f_int"])
     assert [row["user_id"] for row in snapshot(db, macros, view, START)] == [1]
 
 
-def test_a_correction_written_later_wins_the_tie(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_a_correction_written_later_wins_the_tie(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     rows = [feature_row(START, f_int=1, created=START), feature_row(START, f_int=2, created=START + HOUR), feature_row(START, f_int=0, created=None)]
     load(db, "profile", PROFILE_COLUMNS, rows)
     view = spec(macros, "profile", ["user_id"], ["f_int"], None, "created")

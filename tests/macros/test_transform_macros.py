@@ -13,7 +13,7 @@ import pytest
 from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query
 from macro_reference import point_in_time
 from serving.errors import FeatureStoreError
-from serving.macros import MacroSet
+from serving.rendering import Renderer
 
 PURCHASE_COLUMNS = {"id": "bigint", "user_id": "bigint", "ts": "timestamp", "seq": "bigint", "amount": "double"}
 
@@ -44,7 +44,7 @@ def select(db: duckdb.DuckDBPyConnection, expressions: str, relation: str = '"t"
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_rolling_rows_and_lag_value_follow_each_users_order(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int) -> None:
+def test_rolling_rows_and_lag_value_follow_each_users_order(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int) -> None:
     rows = random_purchases(random.Random(seed), 3000)
     load(db, "t", PURCHASE_COLUMNS, rows)
     rolling = lambda function: macros.call("rolling_rows", "amount", function, "user_id", "ts, seq", 3)  # noqa: E731
@@ -71,14 +71,14 @@ def test_rolling_rows_and_lag_value_follow_each_users_order(macros: MacroSet, db
     assert not mismatches(actual, expected_rows, {"avg_3": 1e-9}), mismatches(actual, expected_rows, {"avg_3": 1e-9})
 
 
-def test_rolling_rows_refuses_fewer_than_one_row(macros: MacroSet) -> None:
+def test_rolling_rows_refuses_fewer_than_one_row(macros: Renderer) -> None:
     with pytest.raises(FeatureStoreError, match="rolling_rows: rows is 0"):
         macros.call("rolling_rows", "amount", "avg", "user_id", "ts", 0)
 
 
 @pytest.mark.parametrize("ttl", [None, "3 days"])
 @pytest.mark.parametrize("seed", range(3))
-def test_value_days_ago_is_the_as_of_value_n_days_earlier(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None) -> None:
+def test_value_days_ago_is_the_as_of_value_n_days_earlier(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None) -> None:
     rng = random.Random(seed)
     rows = random_purchases(rng, 2000)
     # Some rows exactly 7 days after another of the same user: the older one is visible.
@@ -96,7 +96,7 @@ def test_value_days_ago_is_the_as_of_value_n_days_earlier(macros: MacroSet, db: 
     assert sum(row["amount_7d_ago"] is not None for row in expected) > 300
 
 
-def test_safe_ratio_is_null_for_zero_and_null_denominators(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_safe_ratio_is_null_for_zero_and_null_denominators(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     load(db, "t", {"id": "bigint", "n": "bigint", "d": "double"}, [
         {"id": 0, "n": 1, "d": 4.0}, {"id": 1, "n": 1, "d": 0.0}, {"id": 2, "n": 1, "d": None},
         {"id": 3, "n": None, "d": 2.0}, {"id": 4, "n": 0, "d": -0.0}, {"id": 5, "n": 7, "d": -2.0},
@@ -105,11 +105,11 @@ def test_safe_ratio_is_null_for_zero_and_null_denominators(macros: MacroSet, db:
     assert [row["r"] for row in actual] == [0.25, None, None, None, None, -3.5]
 
 
-def test_safe_ratio_of_integers_is_not_integer_division(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_safe_ratio_of_integers_is_not_integer_division(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     assert query(db, f"select {macros.call('safe_ratio', '1', '2')} as r") == [{"r": 0.5}]
 
 
-def test_log_transform_is_ln_one_plus_x_and_null_at_or_below_minus_one(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_log_transform_is_ln_one_plus_x_and_null_at_or_below_minus_one(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     values = [-2.0, -1.0, -0.5, 0.0, math.e - 1, None, 1e9]
     load(db, "t", {"id": "bigint", "x": "double"}, [{"id": i, "x": x} for i, x in enumerate(values)])
     actual = [row["y"] for row in select(db, f"{macros.call('log_transform', 'x')} as y")]
@@ -120,7 +120,7 @@ def test_log_transform_is_ln_one_plus_x_and_null_at_or_below_minus_one(macros: M
     assert actual[6] == pytest.approx(math.log1p(1e9), rel=1e-12)
 
 
-def test_interaction_multiplies_as_double_and_propagates_null(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_interaction_multiplies_as_double_and_propagates_null(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     load(db, "t", {"id": "bigint", "a": "bigint", "b": "double"}, [
         {"id": 0, "a": 3, "b": 0.5}, {"id": 1, "a": None, "b": 2.0}, {"id": 2, "a": 4_000_000_000, "b": 4_000_000_000.0},
     ])
@@ -130,7 +130,7 @@ def test_interaction_multiplies_as_double_and_propagates_null(macros: MacroSet, 
 # --- cyclical encoding ------------------------------------------------------------------
 
 
-def encode(macros: MacroSet, db: duckdb.DuckDBPyConnection, literal: str) -> dict[str, float]:
+def encode(macros: Renderer, db: duckdb.DuckDBPyConnection, literal: str) -> dict[str, float]:
     columns = f"{macros.call('cyclical_encoding', literal, 'hour', 'h')}, {macros.call('cyclical_encoding', literal, 'weekday', 'd')}"
     return query(db, f"select {columns}")[0]
 
@@ -146,7 +146,7 @@ def encode(macros: MacroSet, db: duckdb.DuckDBPyConnection, literal: str) -> dic
         ("timestamptz '2026-01-04 01:30:00+05:00'", 20.5, 6),
     ],
 )
-def test_cyclical_encoding_exact_values_at_known_times(macros: MacroSet, db: duckdb.DuckDBPyConnection, literal: str, hour: float, weekday: int) -> None:
+def test_cyclical_encoding_exact_values_at_known_times(macros: Renderer, db: duckdb.DuckDBPyConnection, literal: str, hour: float, weekday: int) -> None:
     encoded = encode(macros, db, literal)
     assert encoded["h_sin"] == pytest.approx(math.sin(2 * math.pi * hour / 24), abs=1e-12)
     assert encoded["h_cos"] == pytest.approx(math.cos(2 * math.pi * hour / 24), abs=1e-12)
@@ -154,7 +154,7 @@ def test_cyclical_encoding_exact_values_at_known_times(macros: MacroSet, db: duc
     assert encoded["d_cos"] == pytest.approx(math.cos(2 * math.pi * weekday / 7), abs=1e-12)
 
 
-def test_cyclical_encoding_puts_2359_next_to_midnight_and_saturday_next_to_sunday(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_cyclical_encoding_puts_2359_next_to_midnight_and_saturday_next_to_sunday(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     late = encode(macros, db, "timestamp '2026-01-03 23:59:00'")  # Saturday
     midnight = encode(macros, db, "timestamp '2026-01-04 00:00:00'")  # Sunday
     noon = encode(macros, db, "timestamp '2026-01-04 12:00:00'")
@@ -164,7 +164,7 @@ def test_cyclical_encoding_puts_2359_next_to_midnight_and_saturday_next_to_sunda
     assert distance(late, midnight, "d") == pytest.approx(2 * math.sin(math.pi / 7), rel=1e-9)
 
 
-def test_cyclical_encoding_refuses_an_unknown_period(macros: MacroSet) -> None:
+def test_cyclical_encoding_refuses_an_unknown_period(macros: Renderer) -> None:
     with pytest.raises(FeatureStoreError, match="period is 'month'"):
         macros.call("cyclical_encoding", "ts", "month", "m")
 
@@ -173,7 +173,7 @@ def test_cyclical_encoding_refuses_an_unknown_period(macros: MacroSet) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_scaling_statistics_come_only_from_the_training_period(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int) -> None:
+def test_scaling_statistics_come_only_from_the_training_period(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int) -> None:
     rng = random.Random(seed)
     start, end = START, START + 10 * DAY
     rows = [{"id": i, "ts": start + rng.randrange(10 * DAY), "x": rng.uniform(-5, 5)} for i in range(500)]
@@ -203,7 +203,7 @@ def test_scaling_statistics_come_only_from_the_training_period(macros: MacroSet,
     assert not mismatches(actual, expected, {"z": 1e-9, "m": 1e-9}), mismatches(actual, expected, {"z": 1e-9, "m": 1e-9})
 
 
-def test_scaling_is_null_when_the_training_period_has_no_spread(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_scaling_is_null_when_the_training_period_has_no_spread(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     load(db, "t", {"id": "bigint", "ts": "timestamp", "x": "double"}, [
         {"id": 0, "ts": START, "x": 3.0}, {"id": 1, "ts": START + HOUR, "x": 3.0}, {"id": 2, "ts": START + 40 * DAY, "x": 9.0},
     ])

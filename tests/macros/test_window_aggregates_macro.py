@@ -12,7 +12,7 @@ import pytest
 
 from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query, random_spine
 from macro_reference import point_in_time, windows_at_points, windows_at_spine
-from serving.macros import MacroSet
+from serving.rendering import Renderer
 
 EVENT_COLUMNS = {"user_id": "bigint", "shop": "varchar", "ts": "timestamp", "amount": "double", "category": "varchar"}
 SPINE_COLUMNS = {"id": "bigint", "user_id": "bigint", "shop": "varchar", "at": "timestamp"}
@@ -74,7 +74,7 @@ def spine_times(rng: random.Random, events: list[dict[str, Any]]) -> Callable[[]
     return pick
 
 
-def render(macros: MacroSet, keys: list[str], at: str, aggregations: list[dict[str, Any]] = AGGREGATIONS, source: str = '"events"') -> str:
+def render(macros: Renderer, keys: list[str], at: str, aggregations: list[dict[str, Any]] = AGGREGATIONS, source: str = '"events"') -> str:
     spine = '"spine"' if at == "spine" else None
     return macros.call(
         "window_aggregates", source, keys, "ts", aggregations, at, spine, "at" if spine else None, ["id"] if spine else None
@@ -87,7 +87,7 @@ def point_rows(keys: list[str], reference: list[tuple]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("keys", [["user_id"], ["user_id", "shop"]], ids=["one_key", "composite_key"])
 @pytest.mark.parametrize("seed", range(3))
-def test_events_and_change_points_match_the_reference(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, keys: list[str]) -> None:
+def test_events_and_change_points_match_the_reference(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int, keys: list[str]) -> None:
     rng = random.Random(seed)
     events = random_events(rng, users=30, rows=1200)
     load(db, "events", EVENT_COLUMNS, events)
@@ -100,7 +100,7 @@ def test_events_and_change_points_match_the_reference(macros: MacroSet, db: duck
 
 @pytest.mark.parametrize("keys", [["user_id"], ["user_id", "shop"]], ids=["one_key", "composite_key"])
 @pytest.mark.parametrize("seed", range(4))
-def test_spine_evaluation_matches_the_reference(macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int, keys: list[str]) -> None:
+def test_spine_evaluation_matches_the_reference(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int, keys: list[str]) -> None:
     rng = random.Random(100 + seed)
     events = random_events(rng, users=30, rows=1500)
     spine = random_spine(rng, 2500, 33, SHOPS, spine_times(rng, events))
@@ -116,7 +116,7 @@ def test_spine_evaluation_matches_the_reference(macros: MacroSet, db: duckdb.Duc
 
 @pytest.mark.parametrize("seed", range(4))
 def test_as_of_join_of_change_points_equals_spine_evaluation_once_the_entity_has_history(
-    macros: MacroSet, db: duckdb.DuckDBPyConnection, seed: int
+    macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int
 ) -> None:
     rng = random.Random(200 + seed)
     events = [event for event in random_events(rng, users=20, rows=1000) if event["user_id"] is not None and event["ts"] is not None]
@@ -137,7 +137,7 @@ def test_as_of_join_of_change_points_equals_spine_evaluation_once_the_entity_has
 
 
 def test_before_the_first_event_the_join_gives_null_but_spine_evaluation_gives_empty_window_values(
-    macros: MacroSet, db: duckdb.DuckDBPyConnection
+    macros: Renderer, db: duckdb.DuckDBPyConnection
 ) -> None:
     load(db, "events", EVENT_COLUMNS, [{"user_id": 1, "shop": "1", "ts": START, "amount": 5.0, "category": "a"}])
     load(db, "spine", SPINE_COLUMNS, [{"id": 0, "user_id": 1, "shop": "1", "at": START - 1}])
@@ -158,7 +158,7 @@ def event(ts: int, amount: float | None = 1.0, user_id: int | None = 1, shop: st
     return {"user_id": user_id, "shop": shop, "ts": ts, "amount": amount, "category": category}
 
 
-def at_spine(macros: MacroSet, db: duckdb.DuckDBPyConnection, events: list[dict[str, Any]], spine: list[dict[str, Any]], keys: list[str] | None = None) -> list[dict[str, Any]]:
+def at_spine(macros: Renderer, db: duckdb.DuckDBPyConnection, events: list[dict[str, Any]], spine: list[dict[str, Any]], keys: list[str] | None = None) -> list[dict[str, Any]]:
     load(db, "events", EVENT_COLUMNS, events)
     load(db, "spine", SPINE_COLUMNS, spine)
     return query(db, render(macros, keys or ["user_id"], "spine"))
@@ -168,7 +168,7 @@ def spine_at(*times: int | None, user_id: int | None = 1, shop: str = "1") -> li
     return [{"id": i, "user_id": user_id, "shop": shop, "at": at} for i, at in enumerate(times)]
 
 
-def test_event_at_t_counts_and_event_at_exactly_t_minus_window_does_not(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_event_at_t_counts_and_event_at_exactly_t_minus_window_does_not(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     events = [event(START, amount=10.0), event(START + 30 * MINUTE, amount=20.0)]
     actual = at_spine(macros, db, events, spine_at(START + 30 * MINUTE, START + 30 * MINUTE - 1, START + 60 * MINUTE - 1))
     assert [(row["events_30m"], row["max_30m"]) for row in actual] == [(1, 20.0), (1, 10.0), (1, 20.0)]
@@ -177,7 +177,7 @@ def test_event_at_t_counts_and_event_at_exactly_t_minus_window_does_not(macros: 
 @pytest.mark.parametrize(
     ("window", "width"), [("15 minutes", 15 * MINUTE), ("3 hours", 3 * HOUR), ("2 days", 2 * DAY), ("1 week", 7 * DAY)]
 )
-def test_window_bounds_in_every_unit(macros: MacroSet, db: duckdb.DuckDBPyConnection, window: str, width: int) -> None:
+def test_window_bounds_in_every_unit(macros: Renderer, db: duckdb.DuckDBPyConnection, window: str, width: int) -> None:
     aggregation = [{"name": "n", "function": "count", "window": window}]
     load(db, "events", EVENT_COLUMNS, [event(START)])
     load(db, "spine", SPINE_COLUMNS, spine_at(START - 1, START, START + width - 1, START + width))
@@ -185,7 +185,7 @@ def test_window_bounds_in_every_unit(macros: MacroSet, db: duckdb.DuckDBPyConnec
     assert [row["n"] for row in actual] == [0, 1, 1, 0]
 
 
-def test_long_after_the_last_event_sums_and_counts_are_zero_never_stale(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_long_after_the_last_event_sums_and_counts_are_zero_never_stale(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     actual = at_spine(macros, db, [event(START, amount=9.0), event(START + HOUR, amount=3.0)], spine_at(START + HOUR, START + 90 * DAY))
     assert actual[0] == {"id": 0, "events_30m": 1, "amounts_2h": 2, "spend_1d": 12.0, "avg_2h": 6.0, "min_1d": 3.0,
                          "max_30m": 3.0, "stddev_1d": pytest.approx(4.242640687119285, rel=1e-12), "categories_2h": 1}
@@ -193,40 +193,40 @@ def test_long_after_the_last_event_sums_and_counts_are_zero_never_stale(macros: 
                          "max_30m": None, "stddev_1d": None, "categories_2h": 0}
 
 
-def test_null_values_are_skipped_but_the_event_still_counts(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_null_values_are_skipped_but_the_event_still_counts(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     events = [event(START, amount=None, category=None), event(START, amount=4.0, category="b")]
     actual = at_spine(macros, db, events, spine_at(START))
     assert actual == [{"id": 0, "events_30m": 2, "amounts_2h": 1, "spend_1d": 4.0, "avg_2h": 4.0, "min_1d": 4.0,
                        "max_30m": 4.0, "stddev_1d": None, "categories_2h": 1}]
 
 
-def test_only_null_values_give_zero_sum_and_null_average(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_only_null_values_give_zero_sum_and_null_average(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     actual = at_spine(macros, db, [event(START, amount=None, category=None)], spine_at(START))
     assert actual == [{"id": 0, "events_30m": 1, "amounts_2h": 0, "spend_1d": 0.0, "avg_2h": None, "min_1d": None,
                        "max_30m": None, "stddev_1d": None, "categories_2h": 0}]
 
 
-def test_null_spine_key_or_time_gives_all_null_and_events_with_null_keys_are_ignored(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_null_spine_key_or_time_gives_all_null_and_events_with_null_keys_are_ignored(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     events = [event(START), event(START, user_id=None), {**event(START), "ts": None}]
     spine = spine_at(START, None) + spine_at(START, user_id=None)
     actual = at_spine(macros, db, events, spine)
     assert [(row["events_30m"], row["spend_1d"]) for row in actual] == [(1, 1.0), (None, None), (None, None)]
 
 
-def test_composite_keys_never_collide(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_composite_keys_never_collide(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     load(db, "events", {**EVENT_COLUMNS, "user_id": "bigint"}, [event(START, user_id=1, shop="12"), event(START, user_id=11, shop="2"), event(START, user_id=11, shop="2")])
     load(db, "spine", SPINE_COLUMNS, spine_at(START, user_id=1, shop="12") + [{"id": 1, "user_id": 11, "shop": "2", "at": START}, {"id": 2, "user_id": 1, "shop": "2", "at": START}])
     actual = query(db, render(macros, ["user_id", "shop"], "spine"))
     assert [row["events_30m"] for row in actual] == [1, 2, 0]
 
 
-def test_duplicate_spine_rows_are_kept_in_spine_order(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_duplicate_spine_rows_are_kept_in_spine_order(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     spine = [{"id": i, "user_id": 1, "shop": "1", "at": at} for i, at in [(5, START), (2, START - 1), (5, START), (1, START)]]
     actual = at_spine(macros, db, [event(START)], spine)
     assert [(row["id"], row["events_30m"]) for row in actual] == [(5, 1), (2, 0), (5, 1), (1, 1)]
 
 
-def test_change_points_add_a_row_when_an_event_leaves_each_window(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_change_points_add_a_row_when_an_event_leaves_each_window(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     load(db, "events", EVENT_COLUMNS, [event(START, amount=2.0)])
     actual = query(db, render(macros, ["user_id"], "change_points", [
         {"name": "n_30m", "function": "count", "window": "30 minutes"},
@@ -240,7 +240,7 @@ def test_change_points_add_a_row_when_an_event_leaves_each_window(macros: MacroS
 
 
 @pytest.mark.parametrize("kind", ["timestamptz", "timestamp_ns", "timestamptz_ns"])
-def test_event_and_spine_time_types_are_read_as_utc(macros: MacroSet, db: duckdb.DuckDBPyConnection, kind: str) -> None:
+def test_event_and_spine_time_types_are_read_as_utc(macros: Renderer, db: duckdb.DuckDBPyConnection, kind: str) -> None:
     load(db, "events", {**EVENT_COLUMNS, "ts": kind}, [event(START), event(START + 30 * MINUTE)])
     load(db, "spine", {**SPINE_COLUMNS, "at": kind}, spine_at(START + 30 * MINUTE, START + 60 * MINUTE))
     actual = query(db, render(macros, ["user_id"], "spine"))
@@ -248,7 +248,7 @@ def test_event_and_spine_time_types_are_read_as_utc(macros: MacroSet, db: duckdb
     assert [row["ts"] for row in query(db, render(macros, ["user_id"], "events"))] == [START, START + 30 * MINUTE]
 
 
-def test_large_spine_comes_back_in_spine_order(macros: MacroSet, db: duckdb.DuckDBPyConnection) -> None:
+def test_large_spine_comes_back_in_spine_order(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     rng = random.Random(5)
     events = random_events(rng, users=200, rows=3000)
     spine = [{"id": i, "user_id": rng.randrange(1, 200), "shop": "1", "at": START + rng.randrange(4 * DAY)} for i in range(250_000)]

@@ -15,8 +15,8 @@ MISSING_USER = 10**9
 
 
 def warehouse_rows(store: FeatureStore, sql: str) -> list[tuple[Any, ...]]:
-    with store.offline.connect() as connection:
-        return connection.sql(sql).fetchall()
+    with store.offline.engine.session() as session:
+        return [tuple(row.values()) for row in session.query(sql).to_pylist()]
 
 
 def gap_in_user_features(store: FeatureStore) -> tuple[int, dt.datetime]:

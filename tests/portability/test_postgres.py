@@ -17,13 +17,22 @@ import duckdb
 import numpy as np
 import pytest
 
-from serving.macros import MacroSet
+from serving.dbt_target import read_manifest_json
+from serving.rendering import Renderer
 
 psycopg = pytest.importorskip("psycopg")
 
-ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 START = dt.datetime(2026, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def renderers(parsed_project: Path, postgres_parsed_project: Path) -> dict[str, Renderer]:
+    """dbt's rendering for each adapter, from a manifest parsed for its target."""
+    return {
+        "duckdb": Renderer(parsed_project, read_manifest_json(parsed_project)[1], cache=False),
+        "postgres": Renderer(postgres_parsed_project, read_manifest_json(postgres_parsed_project)[1], "postgres", cache=False),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -132,14 +141,14 @@ AGGREGATIONS = [
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_point_in_time_join_is_the_same_on_postgres_and_duckdb(postgres, tmp_path, seed):
+def test_point_in_time_join_is_the_same_on_postgres_and_duckdb(postgres, renderers, tmp_path, seed):
     tables = _random_tables(seed)
     _load_postgres(postgres, tables)
     local = _load_duckdb(tmp_path / "warehouse.duckdb", tables)
     arguments = ("spine", "prediction_time", [VIEW], True, True, ["row_id", "user_id", "kind", "prediction_time"])
 
-    on_postgres = postgres.execute(MacroSet(ROOT / "macros", "postgres").call("point_in_time_join_sql", *arguments)).fetchall()
-    on_duckdb = local.sql(MacroSet(ROOT / "macros", "duckdb").call("point_in_time_join_sql", *arguments)).fetchall()
+    on_postgres = postgres.execute(renderers["postgres"].call("point_in_time_join_sql", *arguments)).fetchall()
+    on_duckdb = local.sql(renderers["duckdb"].call("point_in_time_join_sql", *arguments)).fetchall()
 
     assert [row[0] for row in on_postgres] == list(range(len(tables["spine"][1])))
     assert _same(on_postgres, on_duckdb)
@@ -147,15 +156,15 @@ def test_point_in_time_join_is_the_same_on_postgres_and_duckdb(postgres, tmp_pat
 
 
 @pytest.mark.parametrize("at", ["events", "change_points", "spine"])
-def test_window_aggregates_are_the_same_on_postgres_and_duckdb(postgres, tmp_path, at):
+def test_window_aggregates_are_the_same_on_postgres_and_duckdb(postgres, renderers, tmp_path, at):
     tables = _random_tables(11)
     _load_postgres(postgres, tables)
     local = _load_duckdb(tmp_path / "warehouse.duckdb", tables)
     arguments = ("events", ["user_id", "kind"], "event_timestamp", AGGREGATIONS, at, "spine", "prediction_time",
                  ["row_id", "user_id", "kind", "prediction_time"])
 
-    on_postgres = postgres.execute(MacroSet(ROOT / "macros", "postgres").call("window_aggregates", *arguments)).fetchall()
-    on_duckdb = local.sql(MacroSet(ROOT / "macros", "duckdb").call("window_aggregates", *arguments)).fetchall()
+    on_postgres = postgres.execute(renderers["postgres"].call("window_aggregates", *arguments)).fetchall()
+    on_duckdb = local.sql(renderers["duckdb"].call("window_aggregates", *arguments)).fetchall()
 
     assert len(on_duckdb) > 100
     assert _same(on_postgres, on_duckdb)

@@ -1,0 +1,93 @@
+"""DuckDB: the profile's database file, opened read-only for each unit of work.
+
+A read-only connection is opened per session rather than held, because DuckDB lets one
+process write a file only while no other holds it: `dbt build` must be able to run
+between two calls."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+import pyarrow as pa
+
+from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, not_built, query_failed
+from serving.errors import OfflineStoreError
+
+name = "duckdb"
+
+
+class DuckDBSession:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, where: str) -> None:
+        self._connection = connection
+        self._where = where
+
+    def upload(self, frame: Frame, name: str) -> str:
+        # A registered Arrow table is scanned in place: no copy into the file.
+        self._connection.register(name, as_arrow(frame))
+        return _quote(name)
+
+    def query(self, sql: str) -> pa.Table:
+        with _errors(self._where):
+            return self._connection.sql(sql).to_arrow_table()
+
+    def stream(self, sql: str, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        with _errors(self._where):
+            reader = self._connection.sql(sql).to_arrow_reader(batch_rows)
+            yield from reader
+
+
+class DuckDBEngine:
+    name = name
+
+    def __init__(self, path: Path, settings: dict[str, Any]) -> None:
+        self.path = path
+        # Every time rule assumes a UTC session, whatever the profile says.
+        self.settings = {**settings, "TimeZone": "UTC"}
+
+    def describe(self) -> str:
+        return f"DuckDB file {self.path}"
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBSession]:
+        if not self.path.exists():
+            raise OfflineStoreError(f"no warehouse at {self.path}; run `dbt build` first")
+        try:
+            connection = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as error:
+            raise OfflineStoreError(f"cannot open the warehouse {self.path} read-only: {error}") from error
+        try:
+            for key, value in self.settings.items():
+                connection.execute(f"set {key} = '{str(value)}'")
+            yield DuckDBSession(connection, self.describe())
+        finally:
+            connection.close()
+
+
+@contextmanager
+def _errors(where: str) -> Iterator[None]:
+    try:
+        yield
+    except duckdb.CatalogException as error:
+        raise not_built(error, where) from error
+    except duckdb.Error as error:
+        raise query_failed(error, where) from error
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def parameters(target: Any, project_dir: Path) -> dict[str, Any]:
+    credentials = target.credentials
+    path = Path(credentials.path)
+    # dbt opens a relative path from its working directory, which is the project.
+    if not path.is_absolute():
+        path = project_dir / path
+    return {"path": str(path.resolve()), "settings": {k: str(v) for k, v in (getattr(credentials, "settings", None) or {}).items()}}
+
+
+def from_parameters(parameters: dict[str, Any]) -> DuckDBEngine:
+    return DuckDBEngine(Path(parameters["path"]), parameters["settings"])

@@ -1,0 +1,120 @@
+"""Spark: the profile's session (`method: session`, in this process) or Spark Connect
+(`spark.remote` among its server_side_parameters). The session lives as long as the
+process, as dbt-spark's does: starting one costs seconds."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, not_built, query_failed
+from serving.errors import OfflineStoreError
+
+name = "spark"
+_LOCK = threading.Lock()
+
+
+class SparkSessionWrapper:
+    def __init__(self, spark: Any, where: str) -> None:
+        self._spark = spark
+        self._where = where
+        self._views: list[str] = []
+
+    def upload(self, frame: Frame, name: str) -> str:
+        # Temporary views are shared by every user of one SparkSession: a unique name
+        # keeps concurrent calls apart.
+        unique = f"{name}_{uuid.uuid4().hex[:12]}"
+        with _errors(self._where):
+            self._spark.createDataFrame(as_arrow(frame).to_pandas()).createOrReplaceTempView(unique)
+        self._views.append(unique)
+        return f"`{unique}`"
+
+    def query(self, sql: str) -> pa.Table:
+        with _errors(self._where):
+            return self._spark.sql(sql).toArrow()
+
+    def stream(self, sql: str, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        # toLocalIterator pulls one partition at a time into the driver.
+        with _errors(self._where):
+            rows = self._spark.sql(sql).toLocalIterator(prefetchPartitions=False)
+            while chunk := list(itertools.islice(rows, batch_rows)):
+                yield pa.RecordBatch.from_pylist([row.asDict() for row in chunk])
+
+    def close(self) -> None:
+        for view in self._views:
+            self._spark.catalog.dropTempView(view)
+
+
+class SparkEngine:
+    name = name
+
+    def __init__(self, conf: dict[str, str], schema: str) -> None:
+        self.conf = conf
+        self.schema = schema
+        self._spark: Any = None
+
+    def describe(self) -> str:
+        remote = self.conf.get("spark.remote")
+        return f"Spark Connect {remote}" if remote else f"Spark session ({self.conf.get('spark.master', 'local[*]')})"
+
+    def _session(self) -> Any:
+        with _LOCK:
+            if self._spark is None:
+                try:
+                    from pyspark.sql import SparkSession
+                except ImportError as error:
+                    raise OfflineStoreError("the spark target needs pyspark: pip install 'sql-feature-store[spark]'") from error
+                builder = SparkSession.builder.appName("feature_store")
+                remote = self.conf.get("spark.remote")
+                if remote:
+                    builder = builder.remote(remote)
+                else:
+                    builder = builder.enableHiveSupport()
+                for key, value in self.conf.items():
+                    if key != "spark.remote":
+                        builder = builder.config(key, value)
+                with _errors(self.describe()):
+                    self._spark = builder.getOrCreate()
+                    self._spark.conf.set("spark.sql.session.timeZone", "UTC")
+        return self._spark
+
+    @contextmanager
+    def session(self) -> Iterator[SparkSessionWrapper]:
+        wrapper = SparkSessionWrapper(self._session(), self.describe())
+        try:
+            yield wrapper
+        finally:
+            wrapper.close()
+
+
+@contextmanager
+def _errors(where: str) -> Iterator[None]:
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except PySparkException as error:
+        if "TABLE_OR_VIEW_NOT_FOUND" in str(error):
+            raise not_built(error, where) from error
+        raise query_failed(error, where) from error
+
+
+def parameters(target: Any, project_dir: Path) -> dict[str, Any]:
+    c = target.credentials
+    conf = {str(k): str(v) for k, v in (getattr(c, "server_side_parameters", None) or {}).items()}
+    # Relative warehouse and metastore paths are relative to the project, as for dbt.
+    for key in ("spark.sql.warehouse.dir",):
+        if key in conf and not Path(conf[key]).is_absolute() and "://" not in conf[key]:
+            conf[key] = str(project_dir / conf[key])
+    secret = any(word in key.lower() for key in conf for word in ("password", "secret", "token"))
+    return {"conf": conf, "schema": c.schema, "conf_secrets": secret}
+
+
+def from_parameters(parameters: dict[str, Any]) -> SparkEngine:
+    return SparkEngine(parameters["conf"], parameters["schema"])
