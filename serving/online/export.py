@@ -21,12 +21,14 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import msgpack
+import pyarrow as pa
 from tqdm import tqdm
 
 from serving.encoding import RowLayout, encode_keys, encode_rows
+from serving.errors import OnlineStoreError
 from serving.offline import OfflineStore, to_utc_naive
 from serving.online.connection import Nodes, redis_call
 from serving.online.keys import ROW_TAIL, KeySpace
@@ -100,15 +102,6 @@ class MaterializeSummary:
         return "\n".join(lines)
 
 
-@dataclass
-class _Encoded:
-    view: FeatureView
-    layout: RowLayout
-    keys: list[bytes]
-    blobs: list[bytes]
-    outside_ttl: int
-
-
 class Exporter:
     def __init__(
         self,
@@ -139,20 +132,9 @@ class Exporter:
         try:
             with tqdm(desc="materialize", unit="entity", disable=not self.progress, leave=False) as bar:
                 for view in views:
-                    encoded = self._encode(view, as_of)
-                    bar.total = (bar.total or 0) + len(encoded.keys)
-                    bar.refresh()
                     version = self.versions.begin(view.name)
                     lease.add(view.name, version)
-                    self.nodes.client.set(self.keys.meta(view.name, version), self._meta(encoded, as_of, version))
-                    old = live.get(view.name)
-                    saved = self._saved_meta(encoded, old) if old is not None else None
-                    if saved is not None:
-                        export = self._write_changes(encoded, version, old, saved, bar, lease)
-                    else:
-                        export = self._write_version(encoded, version, bar, lease)
-                    export.outside_ttl = encoded.outside_ttl
-                    summary.views.append(export)
+                    summary.views.append(self._export_view(view, as_of, version, live.get(view.name), bar, lease))
                     written[view.name] = version
             lease.stop()
             lease.check()
@@ -166,86 +148,109 @@ class Exporter:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _encode(self, view: FeatureView, as_of: dt.datetime) -> _Encoded:
-        table = self.offline.snapshot(view, as_of)
-        layout = RowLayout.for_schema(table.schema, view.feature_names)
-        expired = table.column("event_timestamp").null_count
-        return _Encoded(view, layout, encode_keys(table, view.entity), encode_rows(table, layout), expired)
-
-    def _meta(self, encoded: _Encoded, as_of: dt.datetime, version: int) -> bytes:
-        return msgpack.packb(
-            {
-                "view": encoded.view.name,
-                "entity": list(encoded.view.entity),
-                "layout": encoded.layout.to_dict(),
-                "as_of": to_utc_naive(as_of).isoformat(),
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-                "version": version,
-                "entities": len(encoded.keys),
-            }
-        )
-
-    def _batches(self, encoded: _Encoded, version: int, bar: tqdm, lease: Lease) -> Iterator[tuple[Fanout, int, list[bytes]]]:
-        """Yields (fanout, first position, keys) per batch, after listing the batch's keys in the
-        version's index, so even a killed run's rows can be found and deleted."""
-        index = self.keys.index(encoded.view.name, version)
+    def _export_view(self, view: FeatureView, as_of: dt.datetime, version: int, old: int | None, bar: tqdm, lease: Lease) -> ViewExport:
+        """Streams the view's snapshot from the warehouse in batches, so the driver holds one
+        batch at a time however big the view; each batch is encoded and written before the
+        next is fetched. The metadata goes last: it needs the entity count, and no reader
+        looks at a version before its switch."""
+        export = ViewExport(view.name, 0, 0, 0, 0, version, incremental=False)
+        rows = _ViewRows(self.keys, view.name, version, old)
         control = self.nodes.control(self.keys.prefix)
-        width = _common_width(encoded.keys)
+        layout: RowLayout | None = None
         with Fanout(self.nodes) as fanout:
-            for start in range(0, len(encoded.keys), self.batch_entities):
-                keys = encoded.keys[start : start + self.batch_entities]
-                fanout.writer(control).send(*pack(b"RPUSH", [Column([index.encode()]), Column([index_entry(keys, width)])], per_key=True))
+            for batch in self.offline.snapshot_batches(view, as_of, self.batch_entities):
+                if layout is None:
+                    layout = RowLayout.for_schema(batch.schema, view.feature_names)
+                    schema = batch.schema
+                    saved = self._comparable_meta(view, layout, old) if old is not None else None
+                    rows.compare = export.incremental = saved is not None
+                    rows.old_entities = int(saved.get("entities", 0)) if saved else 0
+                table = _conform(pa.Table.from_batches([batch]), schema)
+                keys, blobs = encode_keys(table, view.entity), encode_rows(table, layout)
+                # Listed in the index before any row is written, so even a killed run's rows can be deleted.
+                fanout.writer(control).send(*pack(b"RPUSH", [Column([rows.index.encode()]), Column([index_entry(keys, _common_width(keys))])], per_key=True))
                 if self.nodes.cluster:
-                    # Rows go to other servers: the index must be stored before any of them.
-                    fanout.writer(control).drain()
-                yield fanout, start, keys
+                    fanout.writer(control).drain()  # the rows go to other servers
+                self._write_batch(fanout, rows, keys, blobs, export)
+                export.entities += len(keys)
+                export.outside_ttl += table.column("event_timestamp").null_count
+                bar.total = max(bar.total or 0, bar.n + len(keys))
                 bar.update(len(keys))
                 lease.check()
                 if self.pause:
                     fanout.drain()
                     time.sleep(self.pause)
+        if layout is None:
+            # No entity at all: the layout comes from the (empty) result's columns.
+            layout = RowLayout.for_schema(self.offline.snapshot(view, as_of).schema, view.feature_names)
+        if rows.compare:
+            export.keys_removed = max(rows.old_entities - rows.existing, 0)
+        self.nodes.client.set(self.keys.meta(view.name, version), self._meta(view, layout, as_of, version, export.entities))
+        return export
 
-    def _write_version(self, encoded: _Encoded, version: int, bar: tqdm, lease: Lease) -> ViewExport:
-        head = self.keys.rows(encoded.view.name, version)
-        sent = 0
-        for fanout, start, keys in self._batches(encoded, version, bar, lease):
-            blobs = encoded.blobs[start : start + len(keys)]
-            sent += fanout.send(b"MSET", keys, [Column(keys, head, ROW_TAIL), Column(blobs)])
-        count = len(encoded.keys)
-        return ViewExport(encoded.view.name, count, count, 0, sent, version, incremental=False)
-
-    def _saved_meta(self, encoded: _Encoded, version: int) -> dict[str, Any] | None:
-        """The live version's metadata when its rows can be compared byte for byte with ours."""
-        meta = self.nodes.client.get(self.keys.meta(encoded.view.name, version))
-        if meta is None:
-            return None
-        saved = msgpack.unpackb(meta)
-        same = saved["layout"] == encoded.layout.to_dict() and saved["entity"] == list(encoded.view.entity)
-        return saved if same else None
-
-    def _write_changes(self, encoded: _Encoded, version: int, old: int, saved: dict[str, Any], bar: tqdm, lease: Lease) -> ViewExport:
-        name = encoded.view.name
-        old_head, head = self.keys.rows(name, old), self.keys.rows(name, version)
-        sent = changed = copied = existing = 0
-        for fanout, start, keys in self._batches(encoded, version, bar, lease):
-            blobs = encoded.blobs[start : start + len(keys)]
-            held = fanout.call(b"MGET", keys, [Column(keys, old_head, ROW_TAIL)])
-            existing += sum(blob is not None for blob in held)
+    def _write_batch(self, fanout: Fanout, rows: _ViewRows, keys: list[bytes], blobs: list[bytes], export: ViewExport) -> None:
+        """A full export sends every row; an incremental one sends the rows whose bytes
+        changed and has the server copy the others from the live version."""
+        fresh = range(len(keys))
+        if rows.compare:
+            held = fanout.call(b"MGET", keys, [Column(keys, rows.old_head, ROW_TAIL)])
+            rows.existing += sum(blob is not None for blob in held)
             same = [i for i, (blob, was) in enumerate(zip(blobs, held)) if blob == was]
             if same:
                 kept = [keys[i] for i in same]
-                copies = fanout.call(b"COPY", kept, [Column(kept, old_head, ROW_TAIL), Column(kept, head, ROW_TAIL)], multi_key=False)
+                copies = fanout.call(b"COPY", kept, [Column(kept, rows.old_head, ROW_TAIL), Column(kept, rows.head, ROW_TAIL)], multi_key=False)
                 # A row the old version lost meanwhile (collected under a long pause) is sent after all.
-                same = [i for i, done in zip(same, copies) if done == 1]
-                copied += len(same)
-            unchanged = set(same)
-            fresh = [i for i in range(len(keys)) if i not in unchanged]
-            if fresh:
-                fresh_keys = [keys[i] for i in fresh]
-                sent += fanout.send(b"MSET", fresh_keys, [Column(fresh_keys, head, ROW_TAIL), Column([blobs[i] for i in fresh])])
-                changed += len(fresh)
-        removed = max(int(saved.get("entities", existing)) - existing, 0)
-        return ViewExport(name, len(encoded.keys), changed, removed, sent, version, incremental=True, keys_copied=copied)
+                copied = {i for i, done in zip(same, copies) if done == 1}
+                export.keys_copied += len(copied)
+                fresh = [i for i in fresh if i not in copied]
+        if len(fresh) != len(keys):
+            keys, blobs = [keys[i] for i in fresh], [blobs[i] for i in fresh]
+        if keys:
+            export.bytes_written += fanout.send(b"MSET", keys, [Column(keys, rows.head, ROW_TAIL), Column(blobs)])
+            export.keys_written += len(keys)
+
+    def _comparable_meta(self, view: FeatureView, layout: RowLayout, version: int) -> dict[str, Any] | None:
+        """The live version's metadata when its rows can be compared byte for byte with ours."""
+        meta = self.nodes.client.get(self.keys.meta(view.name, version))
+        if meta is None:
+            return None
+        saved = msgpack.unpackb(meta)
+        return saved if saved["layout"] == layout.to_dict() and saved["entity"] == list(view.entity) else None
+
+    def _meta(self, view: FeatureView, layout: RowLayout, as_of: dt.datetime, version: int, entities: int) -> bytes:
+        return msgpack.packb(
+            {
+                "view": view.name,
+                "entity": list(view.entity),
+                "layout": layout.to_dict(),
+                "as_of": to_utc_naive(as_of).isoformat(),
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "version": version,
+                "entities": entities,
+            }
+        )
+
+
+class _ViewRows:
+    """Where one view's export writes (and, incremental, what it compares with)."""
+
+    def __init__(self, keys: KeySpace, view: str, version: int, old: int | None) -> None:
+        self.head = keys.rows(view, version)
+        self.index = keys.index(view, version)
+        self.old_head = keys.rows(view, old) if old is not None else b""
+        self.old_entities = 0
+        self.compare = False
+        self.existing = 0
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A later batch in the first batch's types (an engine may type a column of NULLs loosely)."""
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise OnlineStoreError(f"the snapshot's column types changed between batches ({table.schema} vs {schema}): {error}") from error
 
 
 def _common_width(keys: list[bytes]) -> int:
