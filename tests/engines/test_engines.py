@@ -102,7 +102,7 @@ def postgres_engine(postgres_parsed_project: Path) -> Iterator:
     engine = open_engine(load_target(postgres_parsed_project, "postgres"), postgres_parsed_project)
     schema = f"fs_engine_{uuid.uuid4().hex[:8]}"
     try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3", autocommit=True)
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3", autocommit=True)
     except psycopg.OperationalError as error:
         pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {error}")
     admin.execute(f"create schema {schema}")
@@ -114,7 +114,7 @@ def postgres_engine(postgres_parsed_project: Path) -> Iterator:
 
 
 def test_postgres_engine_reads_the_profiles_connection(postgres_engine) -> None:
-    assert postgres_engine.describe() == "PostgreSQL postgres@127.0.0.1:5432/test"
+    assert postgres_engine.describe() == "PostgreSQL postgres@127.0.0.1:5432/postgres"
 
 
 def test_postgres_upload_then_query_round_trips_every_type(postgres_engine) -> None:
@@ -141,7 +141,7 @@ def test_postgres_stream_yields_bounded_batches_of_every_row(postgres_engine) ->
 
 
 def test_postgres_missing_relation_is_an_offline_store_error(postgres_engine) -> None:
-    with pytest.raises(OfflineStoreError, match=r'relation "no_such_view" does not exist in PostgreSQL postgres@127\.0\.0\.1:5432/test'):
+    with pytest.raises(OfflineStoreError, match=r'relation "no_such_view" does not exist in PostgreSQL postgres@127\.0\.0\.1:5432/postgres'):
         with postgres_engine.session() as session:
             session.query("select * from no_such_view")
 
