@@ -151,7 +151,7 @@ def test_an_entity_that_is_also_a_time_column_is_refused(macros: Renderer, field
 
 
 def test_online_true_given_as_1_is_refused(macros: Renderer) -> None:
-    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': config\.meta\.feature_store\.online is 1; expected true or false$"):
+    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': config\.meta\.feature_store\.online is 1; expected true or false"):
         macros.call("feature_view_spec", node(online=1))
 
 

@@ -83,8 +83,9 @@ def test_values_statuses_and_timestamps_equal_the_python_client_in_feasts_shape(
     status, headers, answer = request(server, "POST", "/get-online-features", {"features": features, "entities": {"user_id": users}})
 
     assert status == 200 and headers["content-type"] == "application/json"
-    assert answer["metadata"]["feature_names"] == ["user_id", "stddev_amount_30d", "spend_7d", "total_purchases"]
-    key, stddev, spend, total = answer["results"]
+    # Features come view by view (in order of first reference), each view's in its declared column order.
+    assert answer["metadata"]["feature_names"] == ["user_id", "spend_7d", "stddev_amount_30d", "total_purchases"]
+    key, spend, stddev, total = answer["results"]
     # Entity columns come first, as in Feast: the keys echoed, present, at the epoch.
     assert key == {"values": users, "statuses": ["present"] * 4, "event_timestamps": ["1970-01-01T00:00:00Z"] * 4}
     assert stddev["statuses"][:3] == ["present", "null", "missing"]
