@@ -59,6 +59,15 @@ class _Adapter:
         return quote(identifier)
 
 
+def _macro_files(macro_dir: Path) -> list[Path]:
+    """The macros of the packages `dbt deps` installed beside the project, then the project's
+    own (a later macro replaces an earlier one of the same name, so the project's win, as in
+    dbt): a project that uses feature_store as a dbt package finds its macros there."""
+    folders = [*sorted((macro_dir.parent / "dbt_packages").glob("*/macros")), macro_dir]
+    # A local package is a symlink; rglob does not descend into one, so start at its target.
+    return [path for folder in folders for path in sorted(folder.resolve().rglob("*.sql"))]
+
+
 class MacroSet:
     """All macros under a folder, callable by name: `MacroSet(dir).call('name', ...)`."""
 
@@ -70,7 +79,7 @@ class MacroSet:
             undefined=jinja2.Undefined,
             autoescape=False,
         )
-        sources = {path: path.read_text() for path in sorted(Path(macro_dir).rglob("*.sql"))}
+        sources = {path: path.read_text() for path in _macro_files(Path(macro_dir))}
         # dbt's {% test %} blocks are for dbt alone; nothing here renders a data test.
         sources = {path: text for path, text in sources.items() if not _TEST_BLOCK.search(text)}
         self.names = {
