@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 import numpy as np
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from postgres_databases import fresh_database
 from project_copies import ROOT, dbt
 from serving.scaffold import label_spine, project_name, user_features
 from serving.store import FeatureStore
@@ -228,3 +230,34 @@ def test_the_training_set_is_point_in_time_correct(repository: Path) -> None:
     assert training["user_id"].tolist() == spine["user_id"].tolist()
     expected = [brute_force(snapshots, user, at)["total_purchases"] for user, at in zip(spine["user_id"], spine["prediction_time"])]
     assert [None if pd.isna(value) else int(value) for value in training["total_purchases"]] == expected
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    with fresh_database("fs_init") as name:
+        yield name
+
+
+def test_the_dispatch_config_gives_dbt_the_packages_contract_macros(repository: Path, tmp_path: Path, postgres_database: str) -> None:
+    """On Postgres, dbt's contract check casts NULL to each YAML type as written (`double`
+    does not exist there) unless the package's override, found through `dispatch:`,
+    translates it first."""
+    copy = tmp_path / "on_postgres"
+    shutil.copytree(repository, copy, symlinks=True, ignore=shutil.ignore_patterns("target"))
+    with (copy / "profiles.yml").open("a") as profiles:
+        profiles.write(
+            "    postgres:\n      type: postgres\n      host: 127.0.0.1\n      port: 5432\n      user: postgres\n"
+            f"      password: ''\n      dbname: {postgres_database}\n      schema: features\n      threads: 2\n"
+        )
+    env = os.environ | {"FEATURE_STORE_PG_DBNAME": postgres_database}
+    load = [sys.executable, str(ROOT / "sample_data" / "load_postgres.py"), "--raw", "data", "--schema", "files"]
+    subprocess.run(load, cwd=copy, env=env, check=True, capture_output=True)
+
+    built = dbt(copy, "build", "--target", "postgres")
+    assert "Done. PASS=11 WARN=0 ERROR=0" in built.stdout
+
+    project = copy / "dbt_project.yml"
+    project.write_text(project.read_text().replace("  - macro_namespace: dbt\n", "  - macro_namespace: not_dbt\n"))
+    without = dbt(copy, "build", "--target", "postgres", "--select", "user_features", check=False)
+    assert without.returncode != 0
+    assert 'type "double" does not exist' in without.stdout
