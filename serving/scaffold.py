@@ -89,12 +89,18 @@ def init_repository(directory: str | Path) -> Scaffold:
     # Beside the target (same file system, so the final rename is atomic); mkdir, unlike
     # mkdtemp, gives the folder the usual permissions.
     staging = target.parent / f".{target.name}.init-{secrets.token_hex(4)}"
-    staging.mkdir()
+    try:
+        staging.mkdir()
+    except OSError as error:
+        raise ScaffoldError(f"cannot create {directory}: {error.strerror}") from error
     try:
         files = _write_files(staging, name, package)
         if target.is_dir():
             target.rmdir()
         staging.rename(target)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ScaffoldError(f"cannot create {directory}: {error.strerror or error}; nothing was written") from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

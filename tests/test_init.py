@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from postgres_databases import fresh_database
-from project_copies import ROOT, dbt
+from project_copies import ROOT, copy_project, dbt
 from serving.scaffold import label_spine, project_name, user_features
 from serving.store import FeatureStore
 
@@ -76,8 +76,9 @@ def test_init_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     [
         (lambda root: (root / "taken").write_text("x"), "taken", "error: taken is a file; give a new or empty folder"),
         (lambda root: None, "no/such/repo", "error: the parent folder of no/such/repo does not exist; create {root}/no/such first"),
+        (lambda root: None, "x" * 250, "error: cannot create " + "x" * 250 + ": File name too long"),
     ],
-    ids=["a file", "a missing parent"],
+    ids=["a file", "a missing parent", "a name too long"],
 )
 def test_init_refuses_other_bad_targets_in_one_line(tmp_path: Path, make, argument: str, message: str) -> None:
     make(tmp_path)
@@ -192,6 +193,25 @@ def test_the_package_validates_the_repositorys_feature_views(repository: Path, t
     assert result.returncode != 0
     assert "feature view 'user_features': config.meta.feature_store.ttl" in result.stdout
     assert "fortnight" in result.stdout
+
+
+def test_the_package_installs_from_git_too(repository: Path, tmp_path: Path) -> None:
+    """dbt deps clones a git package (it symlinks a local one): the same layout works."""
+    origin = copy_project(tmp_path / "origin")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for command in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "package"], ["tag", "v0"]):
+        subprocess.run([*git, *command], cwd=origin, check=True, capture_output=True)
+    consumer = tmp_path / "consumer"
+    shutil.copytree(repository, consumer, ignore=shutil.ignore_patterns("target", "dbt_packages", "package-lock.yml"))
+    (consumer / "packages.yml").write_text(f'packages:\n  - git: "file://{origin}"\n    revision: v0\n')
+
+    dbt(consumer, "deps")
+    dbt(consumer, "build")
+
+    installed = consumer / "dbt_packages" / "feature_store"
+    assert installed.is_dir() and not installed.is_symlink()
+    models = sorted(node["unique_id"] for node in manifest(consumer)["nodes"].values() if node["resource_type"] == "model")
+    assert models == ["model.my_repo.training_set", "model.my_repo.user_features"]
 
 
 def brute_force(snapshots: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, object]:
