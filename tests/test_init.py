@@ -214,6 +214,30 @@ def test_the_package_installs_from_git_too(repository: Path, tmp_path: Path) -> 
     assert models == ["model.my_repo.training_set", "model.my_repo.user_features"]
 
 
+def test_a_users_own_file_in_place_of_the_example_builds_and_serves(repository: Path, tmp_path: Path) -> None:
+    """Step 2 of the tutorial: the user's own file, as pandas 2 writes it (nanoseconds)."""
+    own = tmp_path / "own"
+    shutil.copytree(repository, own, symlinks=True, ignore=shutil.ignore_patterns("target"))
+    frame = pd.DataFrame({
+        "user_id": np.array([1001, 1001, 1002], dtype="int64"),
+        "event_timestamp": pd.to_datetime(["2025-06-01 00:00", "2025-06-02 00:00", "2025-06-02 00:00"]).astype("datetime64[ns]"),
+        "total_purchases": np.array([4, 5, 1], dtype="int64"),
+        "avg_purchase_amount": [10.5, 11.0, 99.99],
+        "days_since_last_purchase": np.array([0, 1, 30], dtype="int64"),
+    })
+    frame.to_parquet(own / "data" / "user_features.parquet", index=False)
+    assert pq.read_schema(own / "data" / "user_features.parquet").field("event_timestamp").type == pa.timestamp("ns")
+
+    dbt(own, "build")
+    result = FeatureStore(project_dir=own).get_historical_features(
+        pd.DataFrame({"user_id": [1001, 1002, 1001], "event_timestamp": pd.to_datetime(["2025-06-02 12:00", "2025-06-02 12:00", "2025-06-05 00:00"])}),
+        ["user_features:total_purchases", "user_features:avg_purchase_amount"],
+    )
+
+    assert result["total_purchases"].tolist() == [5, 1, pd.NA]
+    assert result["avg_purchase_amount"].tolist()[:2] == [11.0, 99.99]
+
+
 def brute_force(snapshots: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, object]:
     """The as-of rule by hand: the user's latest snapshot with at - ttl <= time <= at."""
     rows = snapshots[(snapshots["user_id"] == user) & (snapshots["event_timestamp"] <= at) & (snapshots["event_timestamp"] >= at - TTL)]
