@@ -112,7 +112,7 @@ def _write_files(root: Path, name: str, package: Path) -> list[str]:
         "dbt_project.yml": _dbt_project(name),
         "packages.yml": _packages(package),
         "profiles.yml": _profiles(name),
-        ".gitignore": "target/\ndbt_packages/\nlogs/\npackage-lock.yml\n*.duckdb\n*.duckdb.wal\n",
+        ".gitignore": "target/\ndbt_packages/\nlogs/\n*.duckdb\n*.duckdb.wal\n",
         "README.md": _readme(name),
         "models/sources.yml": SOURCES_YML,
         "models/user_features.sql": USER_FEATURES_SQL,
