@@ -159,7 +159,7 @@ def main() -> None:
 
 def run(project: Path, url: str, prefix: str, folder: Path, args: argparse.Namespace) -> None:
     store = FeatureStore(project, redis_url=url, redis_prefix=prefix)
-    as_of = pd.read_parquet(project / "data" / "raw" / "purchases.parquet", columns=["event_timestamp"])["event_timestamp"].max()
+    as_of = pd.read_parquet(project / "data" / "sample" / "purchases.parquet", columns=["event_timestamp"])["event_timestamp"].max()
     print(f"redis: {url.split('@')[-1]}; {store.materialize(as_of=as_of.to_pydatetime(), progress=False)}")
     print(f"load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes' load skews every figure)")
     users = sorted(store.offline.snapshot(store.get_feature_view("user_purchase_windows"), as_of.to_pydatetime()).column("user_id").to_pylist())

@@ -1,15 +1,17 @@
 """Deterministic e-commerce sample data for the feature store, written as Parquet.
 
-    python sample_data/generate.py --out data/raw --users 2000 --days 90 --seed 7
+    python sample_data/generate.py --out data/sample --users 2000 --days 90 --seed 7
 
 Writes users, products, purchases (with late-arriving corrections), a daily
 `user_features` snapshot and a label spine. The same seed and flags always give
-byte-identical data, so tests and benchmarks can rebuild it at will.
+byte-identical data, so tests and benchmarks can rebuild it at will. Each file carries a
+marker in its Parquet metadata; a file without it is someone else's and is never replaced.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +26,39 @@ LABEL_HORIZON = pd.Timedelta(days=7)
 SNAPSHOT_SHARE = 0.7  # share of days with a user_features snapshot; the gaps exercise the TTL
 
 
+# Marks a file as generated here: only such files are ever replaced by a later run.
+MARKER = b"feature_store.sample_data"
+
+
+class NotOurFileError(Exception):
+    """The output folder holds a file of the same name that this generator did not write."""
+
+
 def _write(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), MARKER: b"1"})
     # Microsecond timestamps: the feature store's precision, and what Spark's Parquet
-    # reader accepts (it refuses nanosecond ones).
-    pq.write_table(table, path, coerce_timestamps="us")
+    # reader accepts (it refuses nanosecond ones). Written beside the target, then renamed,
+    # so an interrupted run leaves no half-written file.
+    partial = path.with_name(path.name + ".partial")
+    pq.write_table(table, partial, coerce_timestamps="us")
+    partial.replace(path)
+
+
+def _check_replaceable(paths: list[Path]) -> None:
+    """Refuses, before anything is written, to replace a file this generator did not write."""
+    for path in paths:
+        if not path.exists():
+            continue
+        try:
+            ours = MARKER in (pq.read_schema(path).metadata or {})
+        except (OSError, pa.ArrowInvalid):
+            ours = False
+        if not ours:
+            raise NotOurFileError(
+                f"{path} exists and was not written by this generator; nothing was written. "
+                "Move it away or choose another folder with --out"
+            )
 
 
 def products(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -158,6 +188,7 @@ def generate(out: Path, n_users: int, n_products: int, days: int, spine_per_user
         "user_features": user_features(rng, purchase_frame, days),
         "label_spine": label_spine(rng, user_frame["user_id"].to_numpy(), purchase_frame, days, spine_per_user),
     }
+    _check_replaceable([out / f"{name}.parquet" for name in frames])
     for name, frame in frames.items():
         _write(frame, out / f"{name}.parquet")
     return {name: len(frame) for name, frame in frames.items()}
@@ -165,7 +196,7 @@ def generate(out: Path, n_users: int, n_products: int, days: int, spine_per_user
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("data/raw"), help="output folder (default: data/raw)")
+    parser.add_argument("--out", type=Path, default=Path("data/sample"), help="output folder (default: data/sample)")
     parser.add_argument("--users", type=int, default=2_000, help="number of users (default: 2000)")
     parser.add_argument("--products", type=int, default=300, help="number of products (default: 300)")
     parser.add_argument("--days", type=int, default=60, help="days of history (default: 60)")
@@ -174,7 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.days < 15:
         parser.error("--days must be at least 15: labels look 7 days ahead")
-    counts = generate(args.out, args.users, args.products, args.days, args.spine_per_user, args.seed)
+    try:
+        counts = generate(args.out, args.users, args.products, args.days, args.spine_per_user, args.seed)
+    except NotOurFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     print("wrote " + ", ".join(f"{name}={rows}" for name, rows in counts.items()) + f" to {args.out}")
 
 

@@ -6,7 +6,7 @@ order. Connects with the variables the `postgres` target in profiles.yml reads:
 FEATURE_STORE_PG_HOST, _PORT, _USER, _PASSWORD, _DBNAME (defaults 127.0.0.1, 5432,
 postgres, no password, postgres).
 
-    python sample_data/load_postgres.py [--raw data/raw] [--schema raw]
+    python sample_data/load_postgres.py [--raw data/sample] [--schema raw]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def load(raw: Path, schema: str, conninfo: str) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="folder of Parquet files (default: data/raw)")
+    parser.add_argument("--raw", type=Path, default=Path("data/sample"), help="folder of Parquet files (default: data/sample)")
     parser.add_argument("--schema", default="raw", help="target schema (default: raw)")
     args = parser.parse_args(argv)
     conninfo = connection_info()

@@ -268,6 +268,21 @@ def demo(ctx: click.Context, users: int) -> None:
 
 
 @main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@_fail_cleanly
+def init(directory: Path) -> None:
+    """Create a new feature repository in DIRECTORY (new or empty): a dbt project using this
+    one as a dbt package, its profile, sample data, a feature view and a training set."""
+    from serving.scaffold import init_repository
+
+    made = init_repository(directory)
+    click.echo(f"created {directory}: dbt project '{made.project_name}' using the feature_store dbt package")
+    for file in made.files:
+        click.echo(f"  {file}")
+    click.echo(f"next: cd {directory} && dbt deps && dbt build")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
 @click.option("--port", default=6566, show_default=True, type=click.IntRange(1, 65535), help="TCP port (Feast's feature server default).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")

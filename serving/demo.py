@@ -45,11 +45,11 @@ def _same(online: list, offline: list) -> bool:
 
 def run_demo(project_dir: Path, redis_url: str | None, users: int = 2000) -> None:
     project_dir = project_dir.resolve()
-    raw = project_dir / "data" / "raw"
+    sample = project_dir / "data" / "sample"
     bin_dir = Path(sys.executable).parent
 
-    _step(f"sample data ({users} users) -> {raw}")
-    _run([sys.executable, str(project_dir / "sample_data" / "generate.py"), "--out", str(raw), "--users", str(users)], project_dir)
+    _step(f"sample data ({users} users) -> {sample}")
+    _run([sys.executable, str(project_dir / "sample_data" / "generate.py"), "--out", str(sample), "--users", str(users)], project_dir)
 
     _step("dbt build: feature views, training sets, tests")
     _run([str(bin_dir / "dbt"), "build", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)], project_dir)
@@ -59,14 +59,14 @@ def run_demo(project_dir: Path, redis_url: str | None, users: int = 2000) -> Non
         print(f"\nfeature views: {', '.join(view.name for view in store.list_feature_views())}")
 
         _step("training set from Python (get_historical_features on the label spine)")
-        spine = pd.read_parquet(raw / "label_spine.parquet").rename(columns={"prediction_time": "event_timestamp"})
+        spine = pd.read_parquet(sample / "label_spine.parquet").rename(columns={"prediction_time": "event_timestamp"})
         training = store.get_historical_features(spine, DEMO_FEATURES)
         out = project_dir / "target" / "training_set.parquet"
         training.to_parquet(out, index=False)
         print(f"{len(training)} rows (spine: {len(spine)}) x {len(training.columns)} columns -> {out}")
         print(training.head(5).to_string())
 
-        as_of = pd.read_parquet(raw / "purchases.parquet", columns=["event_timestamp"])["event_timestamp"].max()
+        as_of = pd.read_parquet(sample / "purchases.parquet", columns=["event_timestamp"])["event_timestamp"].max()
         _step(f"materialize online views as of {as_of} into {'embedded Redis' if not redis_url else 'Redis'} ({url})")
         print(store.materialize(as_of=as_of.to_pydatetime()))
 

@@ -43,7 +43,7 @@ def dbt(project_dir: Path, *args: str, check: bool = True) -> subprocess.Complet
 
 def generate_sample_data(project_dir: Path, *flags: str) -> None:
     subprocess.run(
-        [sys.executable, str(project_dir / "sample_data" / "generate.py"), "--out", str(project_dir / "data" / "raw"), *flags],
+        [sys.executable, str(project_dir / "sample_data" / "generate.py"), "--out", str(project_dir / "data" / "sample"), *flags],
         check=True,
         capture_output=True,
     )

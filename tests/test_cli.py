@@ -22,7 +22,7 @@ def featurestore(project_dir: Path, *args: str, env: dict[str, str] | None = Non
 
 @pytest.fixture(scope="module")
 def entities(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    spine = pd.read_parquet(built_project / "data" / "raw" / "label_spine.parquet").head(50)
+    spine = pd.read_parquet(built_project / "data" / "sample" / "label_spine.parquet").head(50)
     return spine.rename(columns={"prediction_time": "event_timestamp"})
 
 

@@ -25,5 +25,5 @@ def test_demo_runs_the_whole_loop_on_an_embedded_redis(tmp_path):
     assert "online values equal the offline point-in-time values" in result.stdout
     assert result.stdout.rstrip().endswith("True")
     training = pd.read_parquet(project_dir / "target" / "training_set.parquet")
-    spine = pd.read_parquet(project_dir / "data" / "raw" / "label_spine.parquet")
+    spine = pd.read_parquet(project_dir / "data" / "sample" / "label_spine.parquet")
     assert training["user_id"].tolist() == spine["user_id"].tolist()

@@ -11,34 +11,21 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from engine_tables import KEY_ORDERED, SPINE_ORDERED, assert_everything_built, duckdb_tables, mismatches, ordered_rows
+from postgres_databases import fresh_database
 from project_copies import copy_project, dbt
 
 psycopg = pytest.importorskip("psycopg")
 
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-
-
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as error:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {error}")
-    name = f"fs_engines_{uuid.uuid4().hex[:8]}"
-    admin.execute(f"create database {name}")
-    admin.execute(f"alter database {name} set timezone = 'UTC'")
-    try:
+    with fresh_database("fs_engines") as name:
         yield name
-    finally:
-        admin.execute(f"drop database {name} with (force)")
-        admin.close()
 
 
 @pytest.fixture(scope="module")

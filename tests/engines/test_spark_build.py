@@ -54,7 +54,7 @@ def spark_build(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -
     arguments = [
         "build", "--target", "spark", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
         # Spark resolves a relative path against the process's working directory.
-        "--vars", json.dumps({"raw_data_path": str(project_dir / "data" / "raw")}),
+        "--vars", json.dumps({"raw_data_path": str(project_dir / "data" / "sample")}),
     ]
     tables = {}
     with pytest.MonkeyPatch.context() as patch:

@@ -28,7 +28,7 @@ def test_materialize_then_get_prints_the_offline_value_at_as_of(built_project, r
     assert done.returncode == 0, done.stderr
     assert "materialized 1 view(s)" in done.stdout
 
-    user = int(pd.read_parquet(built_project / "data" / "raw" / "purchases.parquet")["user_id"].iloc[0])
+    user = int(pd.read_parquet(built_project / "data" / "sample" / "purchases.parquet")["user_id"].iloc[0])
     got = featurestore(
         built_project, redis_url, prefix, "get", "user_purchase_windows:spend_30d", "user_purchase_windows:purchase_count_7d", "--entity", f"user_id={user}"
     )
@@ -112,7 +112,7 @@ def test_materialize_counts_entities_by_status_and_warns_when_most_are_expired(b
 
 
 def purchases_before_as_of(project_dir: Path) -> pd.DataFrame:
-    purchases = pd.read_parquet(project_dir / "data" / "raw" / "purchases.parquet")
+    purchases = pd.read_parquet(project_dir / "data" / "sample" / "purchases.parquet")
     return purchases[purchases["event_timestamp"] < pd.Timestamp(AS_OF)].drop_duplicates(["user_id", "category"])
 
 

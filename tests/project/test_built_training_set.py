@@ -25,7 +25,7 @@ USER_FEATURES = ["total_purchases", "avg_purchase_amount", "days_since_last_purc
 
 def raw(project: Path, name: str) -> list[dict[str, Any]]:
     """A raw Parquet file's rows, timestamps as epoch microseconds, in file order."""
-    return [{k: micros(v) for k, v in row.items()} for row in pq.read_table(project / "data" / "raw" / f"{name}.parquet").to_pylist()]
+    return [{k: micros(v) for k, v in row.items()} for row in pq.read_table(project / "data" / "sample" / f"{name}.parquet").to_pylist()]
 
 
 def latest_corrections(purchases: list[dict[str, Any]]) -> list[dict[str, Any]]:
