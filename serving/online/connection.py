@@ -20,7 +20,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from serving.errors import OnlineStoreError
-from serving.online.keys import HASH_SLOTS, slot
+from serving.online.keys import HASH_SLOTS, slot, slots
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_PREFIX = "fs"
@@ -149,8 +149,8 @@ class Nodes:
             return {"": list(range(len(keys)))}
         owners = self._slot_owners()
         grouped: dict[str, list[int]] = defaultdict(list)
-        for position, key in enumerate(keys):
-            grouped[owners[slot(key)]].append(position)
+        for position, number in enumerate(slots(keys)):
+            grouped[owners[number]].append(position)
         return dict(grouped)
 
     def _slot_owners(self) -> list[str]:

@@ -234,7 +234,14 @@ class OnlineClient:
         client's versions are still current (see the module docstring)."""
         control = self.nodes.control(self.keys.prefix)
         every = [view_keys.all() for view_keys in keys]
-        placed = [self.nodes.group(view_keys) for view_keys in every]
+        # Views keyed alike (the same entity columns and types) share one placement.
+        placements: dict[tuple[bytes, ...], dict[str, list[int]]] = {}
+        placed = []
+        for all_keys in every:
+            signature = tuple(all_keys)
+            if signature not in placements:
+                placements[signature] = self.nodes.group(all_keys)
+            placed.append(placements[signature])
         servers = sorted(set().union(*placed) | {control})
         for attempt in range(5):
             started = time.monotonic()
