@@ -18,7 +18,7 @@ import datetime as dt
 import struct
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence, overload
 
 import msgpack
 import numpy as np
@@ -143,7 +143,52 @@ def packed_int_keys(values: Sequence[int]) -> bytes:
     return packer.pack(*args)
 
 
-def encode_keys(table: pa.Table, columns: Sequence[str]) -> list[bytes]:
+class Fixed(Sequence[bytes]):
+    """Values of one width back to back in one buffer: a sequence of bytes that an export
+    never has to split into a million Python objects and join again. numpy lays out
+    protocol text straight from `buffer`; positions are picked with `take`."""
+
+    def __init__(self, buffer: bytes, width: int) -> None:
+        self.buffer = buffer
+        self.width = width
+
+    def __len__(self) -> int:
+        return len(self.buffer) // self.width
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Fixed: ...
+    def __getitem__(self, index: int | slice) -> bytes | Fixed:
+        width = self.width
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return self.take(list(range(start, stop, step)))
+            return Fixed(self.buffer[start * width : stop * width], width)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.buffer[index * width : (index + 1) * width]
+
+    def __iter__(self) -> Iterator[bytes]:
+        buffer, width = self.buffer, self.width
+        return (buffer[start : start + width] for start in range(0, len(buffer), width))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Fixed):
+            return self.width == other.width and self.buffer == other.buffer
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def take(self, positions: Sequence[int]) -> Fixed:
+        array = np.frombuffer(self.buffer, dtype=f"V{self.width}")
+        return Fixed(array[np.asarray(positions, dtype=np.intp)].tobytes(), self.width)
+
+
+def encode_keys(table: pa.Table, columns: Sequence[str]) -> Sequence[bytes]:
     """The key bytes of every row of `table`; one numpy pass for a single integer key."""
     if len(columns) == 1 and pa.types.is_integer(table.schema.field(columns[0]).type):
         column = table.column(columns[0])
@@ -152,7 +197,7 @@ def encode_keys(table: pa.Table, columns: Sequence[str]) -> list[bytes]:
         packed = np.empty(table.num_rows, dtype=_INT_KEY_DTYPE)
         packed["tag"] = _KEY_INT
         packed["value"] = column.to_numpy()
-        return split_fixed(packed.tobytes(), _INT_KEY_DTYPE.itemsize)
+        return Fixed(packed.tobytes(), _INT_KEY_DTYPE.itemsize)
     parts = [table.column(name).to_pylist() for name in columns]
     return [encode_key(values) for values in zip(*parts)]
 
@@ -242,7 +287,7 @@ def _fixed_values(column: pa.ChunkedArray, kind: str) -> np.ndarray:
     return column.fill_null(filler).to_numpy()
 
 
-def encode_rows(table: pa.Table, layout: RowLayout, event_column: str = "event_timestamp") -> list[bytes]:
+def encode_rows(table: pa.Table, layout: RowLayout, event_column: str = "event_timestamp") -> Sequence[bytes]:
     """One blob per row of `table`: the event time and the layout's features."""
     rows = table.num_rows
     packed = np.zeros(rows, dtype=layout.numpy_dtype())
@@ -261,13 +306,13 @@ def encode_rows(table: pa.Table, layout: RowLayout, event_column: str = "event_t
         mark_nulls(column, i + 1)
         packed[f"f{i}"] = _fixed_values(column, layout.kinds[i])
     packed["bitmap"] = bitmap.view(f"V{layout.bitmap_bytes}").reshape(rows)
-    blobs = split_fixed(packed.tobytes(), packed.dtype.itemsize)
-    if layout.tail:
-        # NULLs in the tail are msgpack nils; the bitmap covers fixed-width features only.
-        tails = zip(*(table.column(layout.features[i]).to_pylist() for i in layout.tail))
-        pack = _packer().pack
-        blobs = [head + pack(list(values)) for head, values in zip(blobs, tails)]
-    return blobs
+    blobs = Fixed(packed.tobytes(), packed.dtype.itemsize)
+    if not layout.tail:
+        return blobs
+    # NULLs in the tail are msgpack nils; the bitmap covers fixed-width features only.
+    tails = zip(*(table.column(layout.features[i]).to_pylist() for i in layout.tail))
+    pack = _packer().pack
+    return [head + pack(list(values)) for head, values in zip(blobs, tails)]
 
 
 class RowDecoder:

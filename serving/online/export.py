@@ -32,7 +32,7 @@ from serving.errors import OnlineStoreError
 from serving.offline import OfflineStore, to_utc_naive
 from serving.online.connection import Nodes, redis_call
 from serving.online.keys import ROW_TAIL, KeySpace
-from serving.online.protocol import Column, Fanout, pack
+from serving.online.protocol import Column, Fanout, pack, take
 from serving.online.versions import Lease, Timing, Versions, index_entry
 from serving.registry import FeatureView
 
@@ -168,7 +168,7 @@ class Exporter:
                 table = _conform(pa.Table.from_batches([batch]), schema)
                 keys, blobs = encode_keys(table, view.entity), encode_rows(table, layout)
                 # Listed in the index before any row is written, so even a killed run's rows can be deleted.
-                fanout.writer(control).send(*pack(b"RPUSH", [Column([rows.index.encode()]), Column([index_entry(keys, _common_width(keys))])], per_key=True))
+                fanout.writer(control).send(*pack(b"RPUSH", [Column([rows.index.encode()]), Column([index_entry(keys)])], per_key=True))
                 if self.nodes.cluster:
                     fanout.writer(control).drain()  # the rows go to other servers
                 self._write_batch(fanout, rows, keys, blobs, export)
@@ -197,14 +197,14 @@ class Exporter:
             rows.existing += sum(blob is not None for blob in held)
             same = [i for i, (blob, was) in enumerate(zip(blobs, held)) if blob == was]
             if same:
-                kept = [keys[i] for i in same]
+                kept = take(keys, same)
                 copies = fanout.call(b"COPY", kept, [Column(kept, rows.old_head, ROW_TAIL), Column(kept, rows.head, ROW_TAIL)], multi_key=False)
                 # A row the old version lost meanwhile (collected under a long pause) is sent after all.
                 copied = {i for i, done in zip(same, copies) if done == 1}
                 export.keys_copied += len(copied)
                 fresh = [i for i in fresh if i not in copied]
         if len(fresh) != len(keys):
-            keys, blobs = [keys[i] for i in fresh], [blobs[i] for i in fresh]
+            keys, blobs = take(keys, fresh), take(blobs, fresh)
         if keys:
             export.bytes_written += fanout.send(b"MSET", keys, [Column(keys, rows.head, ROW_TAIL), Column(blobs)])
             export.keys_written += len(keys)
@@ -251,9 +251,3 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         return table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise OnlineStoreError(f"the snapshot's column types changed between batches ({table.schema} vs {schema}): {error}") from error
-
-
-def _common_width(keys: list[bytes]) -> int:
-    """The one length of every key, or 0 when lengths differ (the index stores them as msgpack then)."""
-    widths = set(map(len, keys))
-    return widths.pop() if len(widths) == 1 else 0

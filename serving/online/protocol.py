@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import redis
 
+from serving.encoding import Fixed
 from serving.online.connection import Nodes
 
 # Keys per multi-key command on one node: big enough to amortise a command, small enough not to stall readers.
@@ -41,9 +42,9 @@ def pack(name: bytes, columns: Sequence[Column], per_key: bool) -> tuple[bytes, 
     else:
         opening = b""
         replies = 1
-    widths = [set(map(len, column.values)) for column in columns]
-    if all(len(width) == 1 for width in widths):
-        text = _fixed(opening, columns, [width.pop() for width in widths], count)
+    widths = [common_width(column.values) for column in columns]
+    if all(widths):
+        text = _fixed(opening, columns, widths, count)
     else:
         text = b"".join(
             opening + b"".join(b"$%d\r\n%s%s%s\r\n" % (len(c.head) + len(v) + len(c.tail), c.head, v, c.tail) for c, v in zip(columns, row))
@@ -69,8 +70,25 @@ def _fixed(opening: bytes, columns: Sequence[Column], widths: list[int], count: 
     for name, constant in constants.items():
         text[name] = constant
     for number, (column, width) in enumerate(zip(columns, widths)):
-        text[f"v{number}"] = np.frombuffer(b"".join(column.values), dtype=f"V{width}")
+        text[f"v{number}"] = np.frombuffer(joined(column.values), dtype=f"V{width}")
     return text.tobytes()
+
+
+def common_width(values: Sequence[bytes]) -> int:
+    """The one length of all values, or 0 when they differ."""
+    if isinstance(values, Fixed):
+        return values.width
+    widths = set(map(len, values))
+    return widths.pop() if len(widths) == 1 else 0
+
+
+def joined(values: Sequence[bytes]) -> bytes:
+    return values.buffer if isinstance(values, Fixed) else b"".join(values)
+
+
+def take(values: Sequence[bytes], positions: Sequence[int]) -> Sequence[bytes]:
+    """The values at `positions`, staying packed when they are."""
+    return values.take(positions) if isinstance(values, Fixed) else [values[i] for i in positions]
 
 
 class BulkWriter:
@@ -156,7 +174,7 @@ class Fanout:
 
     def _commands(self, name: bytes, positions: list[int], columns: Sequence[Column], multi_key: bool) -> tuple[bytes, int]:
         if len(positions) != len(columns[0].values):
-            columns = [Column([column.values[i] for i in positions], column.head, column.tail) for column in columns]
+            columns = [Column(take(column.values, positions), column.head, column.tail) for column in columns]
         if self.nodes.cluster or not multi_key:
             return pack(name, columns, per_key=True)
         texts, replies = [], 0

@@ -39,7 +39,7 @@ from serving.encoding import split_fixed
 from serving.errors import OnlineStoreError
 from serving.online.connection import Nodes
 from serving.online.keys import ROW_TAIL, KeySpace, field, parse_field
-from serving.online.protocol import Column, Fanout
+from serving.online.protocol import Column, Fanout, joined, common_width
 
 GRACE_ENV = "FEATURE_STORE_GC_GRACE_SECONDS"
 LEASE_ENV = "FEATURE_STORE_EXPORT_LEASE_SECONDS"
@@ -157,10 +157,11 @@ class Timing:
         return cls(grace, seconds_from_env(LEASE_ENV, DEFAULT_LEASE_SECONDS))
 
 
-def index_entry(keys: Sequence[bytes], width: int) -> bytes:
-    """One index entry: the key width, then the keys back to back (width > 0) or as msgpack (width 0)."""
+def index_entry(keys: Sequence[bytes]) -> bytes:
+    """One index entry: the key width, then the keys back to back (one width) or as msgpack."""
+    width = common_width(keys)
     if width:
-        return INDEX_WIDTH.pack(width) + b"".join(keys)
+        return INDEX_WIDTH.pack(width) + joined(keys)
     return INDEX_WIDTH.pack(0) + msgpack.packb(list(keys))
 
 
