@@ -16,7 +16,8 @@
   {%- set matches = [] -%}
   {%- for category in categories -%}
     {%- set literal = feature_store.category_literal(category) -%}
-    {%- do matches.append('(' ~ expression ~ ' = ' ~ literal ~ ' and ' ~ literal ~ ' in (select value from ' ~ vocabulary ~ ' as __fs_vocabulary))') -%}
+    {#- A scalar subquery, not IN (subquery): Spark allows IN subqueries only in filters. #}
+    {%- do matches.append('(' ~ expression ~ ' = ' ~ literal ~ ' and (select count(*) from ' ~ vocabulary ~ ' as __fs_vocabulary where value = ' ~ literal ~ ') > 0)') -%}
   {%- endfor -%}
   {%- for category in categories -%}
   cast(case when {{ matches[loop.index0] }} then 1 else 0 end as bigint) as {{ adapter.quote(name ~ '_' ~ category) }},
