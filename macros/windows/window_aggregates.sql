@@ -34,35 +34,12 @@ __fs_evaluated as (
 {{ feature_store.window_output(plan, timestamp_column, spine_columns) }}
 {% endmacro %}
 
-{#- DuckDB: evaluation points are stacked into the event stream as value-less rows, and
-    one sort per entity feeds every window through RANGE frames (segment trees), instead
-    of a range join whose size grows with the window. -#}
+{#- DuckDB: at a spine, each entity's events as lists filtered per spine row (see
+    window_lists.sql), so only the spine rows are evaluated; otherwise every event is an
+    evaluation point anyway, and the stacked RANGE frames serve (window_stacked.sql). -#}
 {% macro duckdb__window_aggregates(source, entity, timestamp_column, aggregations, at, spine, spine_timestamp, spine_columns) %}
 {%- set plan = feature_store.window_plan(entity, aggregations, at, spine, spine_timestamp) -%}
 {{ feature_store.window_inputs(source, plan, timestamp_column, spine, spine_timestamp) }},
-__fs_stacked as (
-    select {% for key in plan.entity %}{{ adapter.quote(key) }}, {% endfor %}__fs_event_at as __fs_at, cast(null as bigint) as __fs_row{% for value in plan.value_columns %}, {{ value }}{% endfor %}
-    from __fs_events
-    union all
-    select {% for key in plan.entity %}{{ adapter.quote(key) }}, {% endfor %}__fs_at, __fs_row{% for value in plan.value_columns %}, null{% endfor %}
-    from __fs_points
-),
-__fs_evaluated as (
-    select
-        __fs_row
-        {%- for aggregation in plan.aggregations %},
-        {{ feature_store.window_aggregate_call(aggregation, aggregation.value, '__fs_window_' ~ aggregation.window.seconds) }} as {{ adapter.quote(aggregation.name) }}
-        {%- endfor %}
-    from __fs_stacked
-    window
-        {%- for seconds, window in plan.windows.items() %}
-        __fs_window_{{ seconds }} as (
-            partition by {% for key in plan.entity %}{{ adapter.quote(key) }}{{ ', ' if not loop.last }}{% endfor %}
-            order by {{ feature_store.epoch_microseconds('__fs_at') }}
-            {{ feature_store.window_frame(window) }}
-        ){{ ',' if not loop.last }}
-        {%- endfor %}
-    qualify __fs_row is not null
-)
+{{ feature_store.window_lists(plan) if plan.at == 'spine' else feature_store.window_stacked(plan) }}
 {{ feature_store.window_output(plan, timestamp_column, spine_columns) }}
 {% endmacro %}
