@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from serving.dbt_target import TargetError, profiles_dir, read_manifest_json, target_type
-from serving.errors import EntityKeyError, RegistryError, UnknownFeatureError
+from serving.errors import ColumnClashError, EntityKeyError, RegistryError, UnknownFeatureError
 from serving.rendering import Renderer
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
@@ -169,12 +169,14 @@ class Registry:
                 types[key], owners[key] = wanted, view
         return types
 
-    def resolve(self, references: Iterable[str]) -> list[tuple[FeatureView, list[str]]]:
+    def resolve(self, references: Iterable[str] | str) -> list[tuple[FeatureView, list[str]]]:
         """Feature references ("view:feature", or "view:*") → views with their features.
 
         The selection rule of macros/macros.yml (select_features), which the SQL follows
         too: views in the order of their first reference, each view's features in the
-        view's column order, each once."""
+        view's column order, each once. One string is one reference, not its letters."""
+        if isinstance(references, str):
+            references = [references]
         resolved: dict[str, list[str]] = {}
         for reference in references:
             view_name, sep, feature_name = str(reference).partition(":")
@@ -192,6 +194,20 @@ class Registry:
             (self.views[name], [feature for feature in self.views[name].feature_names if feature in chosen])
             for name, chosen in resolved.items()
         ]
+
+    @staticmethod
+    def output_names(resolved: list[tuple[FeatureView, list[str]]], full_feature_names: bool) -> list[list[str]]:
+        """Each resolved view's output column names (`feature`, or `view__feature`), online and
+        offline alike. Two views' features may not share a column: one would replace the other."""
+        outputs = [[f"{view.name}__{name}" if full_feature_names else name for name in names] for view, names in resolved]
+        flat = [name for names in outputs for name in names]
+        duplicated = sorted({name for name in flat if flat.count(name) > 1})
+        if duplicated:
+            raise ColumnClashError(
+                f"feature name(s) {', '.join(duplicated)} come from more than one feature view; "
+                "ask for full_feature_names=True (columns named view__feature)"
+            )
+        return outputs
 
 
 def _view_from_spec(spec: dict[str, Any], node: dict[str, Any]) -> FeatureView:
