@@ -124,12 +124,13 @@ def entity_columns(
     """The key columns of an online request. entity_rows is a list of dicts (one per entity),
     or, as Feast also takes it, a dict of equal-length lists or a DataFrame (one column per key).
     Checked in bulk, and row by row only to name a fault."""
-    if isinstance(entity_rows, pd.DataFrame):
-        entity_rows = {str(name): entity_rows[name].tolist() for name in entity_rows.columns}
-    if isinstance(entity_rows, Mapping):
-        columns = _columns_of_mapping(entity_rows, keys)
-    elif isinstance(entity_rows, (list, tuple)):
+    # The usual list of dicts first: a read of one entity pays for one isinstance.
+    if isinstance(entity_rows, (list, tuple)):
         columns = _columns_of_rows(entity_rows, keys)
+    elif isinstance(entity_rows, pd.DataFrame):
+        columns = _columns_of_mapping({str(name): entity_rows[name].tolist() for name in entity_rows.columns}, keys)
+    elif isinstance(entity_rows, Mapping):
+        columns = _columns_of_mapping(entity_rows, keys)
     else:
         raise InputError(
             "entity_rows must be a list of dicts (one per entity), a dict of lists (one per key) or a DataFrame; "

@@ -91,7 +91,7 @@ class FeatureStore:
     def materialize(
         self,
         as_of: dt.datetime | str | None = None,
-        feature_views: Sequence[str] | None = None,
+        feature_views: Sequence[str] | str | None = None,
         incremental: bool = False,
         progress: bool | None = None,
     ) -> MaterializeSummary:
@@ -102,6 +102,8 @@ class FeatureStore:
         moment = to_utc_naive(as_of) if as_of is not None else dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         all_online = [view for view in self.registry.views.values() if view.online]
         selected = all_online
+        if isinstance(feature_views, str):
+            feature_views = [feature_views]  # one view's name, not its letters
         if feature_views is not None:
             by_name = {view.name: view for view in all_online}
             unknown = [name for name in feature_views if name not in by_name]

@@ -200,6 +200,12 @@ def test_a_string_given_as_features_is_one_reference(online, spine):
     assert online.get_online_features(FEATURE, [{"user_id": 1}]).to_dict() == online.get_online_features([FEATURE], [{"user_id": 1}]).to_dict()
 
 
+def test_a_string_given_as_feature_views_to_materialize_is_one_view(store):
+    summary = store.materialize(as_of=AS_OF, feature_views="user_features", progress=False)
+    assert [export.view for export in summary.views] == ["user_features"]
+    assert summary.entities > 0
+
+
 # --- online entity_rows shapes ----------------------------------------------------------
 
 
