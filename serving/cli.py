@@ -1,37 +1,69 @@
 """`featurestore`: a thin command line over FeatureStore. Every command has a Python twin.
 
-Exit codes: 0 success, 1 a feature-store error (message on stderr), 2 bad usage.
+Exit codes: 0 success, 1 a feature-store error (message on stderr), 2 bad usage, 3 an
+internal error (a bug: one line on stderr naming the file that holds the traceback).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 import pandas as pd
 
-from serving.errors import EntityKeyError, FeatureStoreError
-from serving.registry import FeatureView, python_type
+from serving.errors import EntityKeyError, FeatureStoreError, InputError
+from serving.entities_file import EPOCH_UNITS, INTEGER_TEXT, read_entities
+from serving.registry import FeatureView, Registry
 
+INTERNAL_ERROR_EXIT = 3
+# Python keyword arguments that messages suggest, and the flag a CLI user types instead.
+_FLAGS = {"timestamp_column": "--timestamp-column", "full_feature_names": "--full-feature-names", "project_dir": "--project-dir"}
+_SUGGESTED = re.compile(rf"\b({'|'.join(_FLAGS)})=(True|\.\.\.)")
+
+
+def cli_message(error: FeatureStoreError) -> str:
+    """The error's message with the Python arguments it suggests spelled as this CLI's flags."""
+    return _SUGGESTED.sub(lambda match: _FLAGS[match[1]] + (" ..." if match[2] == "..." else ""), str(error))
 
 
 def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """One clear line on stderr and exit code 1 for every error the user can fix."""
+    """One clear line on stderr: exit 1 for every error the user can fix, and exit 3 for a
+    bug, whose traceback goes to a file rather than the user's screen."""
 
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except FeatureStoreError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {cli_message(error)}", err=True)
             sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            where = _write_traceback()
+            summary = " ".join(str(error).split())[:200]
+            click.echo(
+                f"internal error (a bug in featurestore): {type(error).__name__}: {summary}; the full traceback is in {where}",
+                err=True,
+            )
+            sys.exit(INTERNAL_ERROR_EXIT)
 
     run.__name__ = command.__name__
     run.__doc__ = command.__doc__
     return run
+
+
+def _write_traceback() -> str:
+    handle, name = tempfile.mkstemp(prefix="featurestore-traceback-", suffix=".txt")
+    with open(handle, "w") as file:
+        file.write(f"featurestore {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+    return name
 
 
 def _store(ctx: click.Context) -> Any:
@@ -52,9 +84,9 @@ def _parse_as_of(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
     try:
-        return pd.Timestamp(text).to_pydatetime()
+        return dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise click.BadParameter(f"'{text}' is not a timestamp; use ISO 8601, e.g. 2026-02-01T12:00:00Z") from None
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time; e.g. 2026-02-01T12:00:00Z or 2026-02-01", param_hint="--as-of") from None
 
 
 def _json_default(value: Any) -> Any:
@@ -165,9 +197,7 @@ def _age(seconds: float | None) -> str:
 def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, ...]) -> list[dict[str, Any]]:
     """`--entity key=value` pairs, in order, as entity rows: a key already in the current row
     starts the next one, so `user_id=1 user_id=2` is two rows and `user_id=1 category=books` one."""
-    key_types = {}
-    for view, _ in store.registry.resolve(references):
-        key_types.update(view.entity_types)
+    key_types = Registry.key_types(view for view, _ in store.registry.resolve(references))
     rows: list[dict[str, Any]] = [{}]
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -175,11 +205,11 @@ def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, .
             raise EntityKeyError(f"--entity '{pair}' is not key=value; keys: {', '.join(key_types)}")
         if key in rows[-1]:
             rows.append({})
-        if python_type(key_types.get(key)) is int:
-            try:
-                rows[-1][key] = int(text)
-            except ValueError:
-                raise EntityKeyError(f"entity key {key} is an integer; got '{text}'") from None
+        if key_types.get(key) is int:
+            # Python's int() would also take '1_000' and ' 1'; a key is written as digits.
+            if not INTEGER_TEXT.fullmatch(text):
+                raise EntityKeyError(f"entity key {key} is an integer; got '{text}'")
+            rows[-1][key] = int(text)
         else:
             rows[-1][key] = text
     return rows
@@ -201,24 +231,13 @@ def get(ctx: click.Context, features: tuple[str, ...], entities: tuple[str, ...]
     _say_which_redis(store)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise FeatureStoreError(f"entities file {path} does not exist")
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
-    except (OSError, ValueError) as error:
-        raise FeatureStoreError(f"cannot read entities file {path}: {error}") from error
-    raise FeatureStoreError(f"entities file {path} must end in .parquet or .csv")
-
-
 @main.command()
 @click.option("--entities", "entities_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Parquet or CSV: entity keys and a timestamp.")
 @click.option("--features", "features", multiple=True, required=True, help="view:feature (repeatable, or comma-separated).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv.")
 @click.option("--timestamp-column", help="Timestamp column of the entities file (default: event_timestamp).")
+@click.option("--timestamp-format", help="strftime layout of text timestamps, e.g. '%d/%m/%Y %H:%M' (default: ISO 8601 only).")
+@click.option("--timestamp-unit", type=click.Choice(EPOCH_UNITS), help="Timestamps are epoch numbers in this unit.")
 @click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
 @click.pass_context
 @_fail_cleanly
@@ -228,32 +247,45 @@ def historical(
     features: tuple[str, ...],
     out_path: Path,
     timestamp_column: str | None,
+    timestamp_format: str | None,
+    timestamp_unit: str | None,
     full_feature_names: bool,
 ) -> None:
-    """Point-in-time correct training data for the rows of an entities file."""
-    if out_path.suffix not in (".parquet", ".csv"):
-        raise FeatureStoreError(f"--out {out_path} must end in .parquet or .csv")
-    entity_df = _read_table(entities_path)
-    column = timestamp_column or "event_timestamp"
-    if column in entity_df.columns and not pd.api.types.is_datetime64_any_dtype(entity_df[column]):
-        # CSV has no timestamp type; a value without an offset means UTC.
-        try:
-            entity_df[column] = pd.to_datetime(entity_df[column], utc=True, format="mixed")
-        except (ValueError, TypeError) as error:
-            raise FeatureStoreError(f"column {column} of {entities_path} holds a value that is not a timestamp: {error}") from error
+    """Point-in-time correct training data for the rows of an entities file.
+
+    Text timestamps (CSV) are ISO 8601 (no offset means UTC) unless --timestamp-format or
+    --timestamp-unit says otherwise; integer keys must be written as integers."""
+    _check_out(out_path)
+    store = _store(ctx)
     references = [part for item in features for part in item.split(",") if part]
-    result = _store(ctx).get_historical_features(
-        entity_df, references, full_feature_names=full_feature_names, timestamp_column=timestamp_column
-    )
+    key_types = Registry.key_types(view for view, _ in store.registry.resolve(references))
+    column = timestamp_column or "event_timestamp"
+    entity_df = read_entities(entities_path, key_types, column, timestamp_format, timestamp_unit)
+    result = store.get_historical_features(entity_df, references, full_feature_names=full_feature_names, timestamp_column=column)
     # Written beside the target, then renamed: a failed run leaves no half-written file.
     partial = out_path.with_name(out_path.name + ".partial")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if out_path.suffix == ".parquet":
-        result.to_parquet(partial, index=False)
-    else:
-        result.to_csv(partial, index=False)
-    partial.replace(out_path)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if out_path.suffix == ".parquet":
+            result.to_parquet(partial, index=False)
+        else:
+            result.to_csv(partial, index=False)
+        partial.replace(out_path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise InputError(f"cannot write --out {out_path}: {error.strerror or error}") from error
     click.echo(f"wrote {len(result)} rows x {len(result.columns)} columns to {out_path}")
+
+
+def _check_out(path: Path) -> None:
+    """Refuses an output path that cannot be written before any work is done."""
+    if path.suffix not in (".parquet", ".csv"):
+        raise InputError(f"--out {path} must end in .parquet or .csv")
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"--out {path}: {folder} is a file, not a folder; choose an output path in a folder")
+            return
 
 
 @main.command()

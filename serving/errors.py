@@ -1,4 +1,8 @@
-"""The feature store's exceptions. Each message names the bad value and the valid ones."""
+"""The feature store's exceptions. Each message names the bad value and the valid ones.
+
+A message that suggests an argument spells it as a Python caller writes it
+(`timestamp_column=...`, `full_feature_names=True`); the CLI shows its own flag instead
+(serving.cli.cli_message)."""
 
 
 class FeatureStoreError(Exception):
@@ -15,6 +19,17 @@ class UnknownFeatureError(FeatureStoreError):
 
 class EntityKeyError(FeatureStoreError):
     """An entity row has a missing, extra or wrongly typed key."""
+
+
+class InputError(FeatureStoreError):
+    """An argument or input file has the wrong shape: entity_df or entity_rows that are not
+    tables, a timestamp column that is missing or holds no timestamps, an output path
+    that cannot be written."""
+
+
+class ColumnClashError(FeatureStoreError):
+    """Two outputs would share a column name (a feature and an entity_df column, or
+    features of two views), so one would silently replace the other."""
 
 
 class OnlineStoreError(FeatureStoreError):

@@ -11,11 +11,13 @@ import datetime as dt
 import re
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from serving.engines import DEFAULT_BATCH_ROWS, Engine
-from serving.errors import EntityKeyError, OfflineStoreError
+from serving.entities import check_entity_frame, check_outputs
+from serving.errors import InputError, OfflineStoreError
 from serving.registry import FeatureView, Registry
 from serving.rendering import Renderer
 
@@ -34,9 +36,20 @@ _NULLABLE_DTYPES = {
 }
 
 
-def to_utc_naive(moment: dt.datetime | str | pd.Timestamp) -> dt.datetime:
+def to_utc_naive(moment: dt.datetime | str | pd.Timestamp | np.datetime64) -> dt.datetime:
     """An instant as naive UTC, the form every time rule compares (naive input means UTC)."""
+    if isinstance(moment, str):
+        # ISO 8601 only: pandas would also read 'now', '' (NaT) or a day-first date.
+        try:
+            moment = dt.datetime.fromisoformat(moment)
+        except ValueError:
+            raise InputError(f"as_of {moment!r} is not an ISO 8601 time; e.g. 2026-02-01T12:00:00Z") from None
+    if not isinstance(moment, (dt.datetime, dt.date, np.datetime64)):
+        # pd.Timestamp(1767225600) would be nanoseconds after 1970.
+        raise InputError(f"as_of {moment!r} is a {type(moment).__name__}; pass a datetime or an ISO 8601 string")
     stamp = pd.Timestamp(moment)
+    if stamp is pd.NaT:
+        raise InputError("as_of is NaT (not a time); pass a datetime or an ISO 8601 string such as 2026-02-01T12:00:00Z")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()
@@ -62,13 +75,11 @@ class OfflineStore:
         timestamp_column: str,
         full_feature_names: bool,
     ) -> pd.DataFrame:
-        Registry.key_types(view for view, _ in views)
-        missing = sorted({key for view, _ in views for key in view.entity} - set(entity_df.columns))
-        if missing:
-            raise EntityKeyError(
-                f"entity_df lacks entity key column(s) {', '.join(missing)}; its columns: {', '.join(map(str, entity_df.columns))}"
-            )
-        needed = list(dict.fromkeys([*(key for view, _ in views for key in view.entity), timestamp_column]))
+        key_types = Registry.key_types(view for view, _ in views)
+        check_entity_frame(entity_df, key_types, timestamp_column)
+        outputs = Registry.output_names(views, full_feature_names)
+        check_outputs([name for names in outputs for name in names], list(entity_df.columns))
+        needed = list(dict.fromkeys([*key_types, timestamp_column]))
         spine = pa.Table.from_pandas(entity_df[needed], preserve_index=False)
         sql = self.renderer.call(
             "point_in_time_join_sql",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from serving.dbt_target import TargetError, profiles_dir, read_manifest_json, target_type
-from serving.errors import EntityKeyError, RegistryError, UnknownFeatureError
+from serving.errors import ColumnClashError, EntityKeyError, RegistryError, UnknownFeatureError
 from serving.rendering import Renderer
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
@@ -88,13 +88,21 @@ def _newest_source_mtime(project_dir: Path) -> float:
 
 
 def parse_project(project_dir: Path, target: str | None = None) -> None:
-    """Runs `dbt parse`, which writes target/manifest.json without touching the warehouse."""
+    """Runs `dbt parse`, which writes target/manifest.json without touching the warehouse.
+    dbt's console log is off: its error is this error's message, shown once."""
     from dbt.cli.main import dbtRunner
 
-    args = ["parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir(project_dir))]
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise RegistryError(
+            f"{project_dir} is not a dbt project (it has no dbt_project.yml); "
+            "run featurestore in your project's folder, or pass project_dir=..."
+        )
+    args = ["parse", "--log-level", "none", "--log-level-file", "debug", "--project-dir", str(project_dir),
+            "--profiles-dir", str(profiles_dir(project_dir))]
     result = dbtRunner().invoke([*args, *(["--target", target] if target else [])])
     if not result.success:
-        raise RegistryError(f"dbt parse failed in {project_dir}: {result.exception or 'see the dbt log above'}")
+        why = " ".join(str(result.exception).split()) if result.exception else f"see {project_dir / 'logs' / 'dbt.log'}"
+        raise RegistryError(f"dbt parse failed in {project_dir}: {why}")
 
 
 def load_manifest(project_dir: Path, target: str | None = None) -> tuple[dict[str, Any], str]:
@@ -107,10 +115,31 @@ def load_manifest(project_dir: Path, target: str | None = None) -> tuple[dict[st
         manifest, digest = read_manifest_json(project_dir)
     except TargetError as error:
         raise RegistryError(str(error)) from error
-    if manifest.get("metadata", {}).get("adapter_type") != target_type(project_dir, target):
+    _check_manifest_shape(manifest, manifest_path)
+    if manifest["metadata"].get("adapter_type") != target_type(project_dir, target):
         parse_project(project_dir, target)
         manifest, digest = read_manifest_json(project_dir)
+        _check_manifest_shape(manifest, manifest_path)
     return manifest, digest
+
+
+def _check_manifest_shape(manifest: Any, path: Path) -> None:
+    """The parts of a manifest the registry reads, so that a stray JSON file is named as such."""
+    problem = ""
+    if not isinstance(manifest, dict):
+        problem = f"it holds a JSON {type(manifest).__name__}, not an object"
+    elif not isinstance(manifest.get("metadata"), dict) or not isinstance(manifest.get("nodes"), dict):
+        problem = "it lacks the 'metadata' and 'nodes' objects"
+    else:
+        bad = next((name for name, node in manifest["nodes"].items() if not isinstance(node, dict) or "name" not in node), None)
+        if bad is not None:
+            problem = f"its node {bad!r} is not a dbt node"
+        else:
+            models = (node for node in manifest["nodes"].values() if node.get("resource_type") == "model")
+            bad = next((node["name"] for node in models if not isinstance(node.get("schema"), str)), None)
+            problem = f"its model {bad!r} has no schema" if bad is not None else ""
+    if problem:
+        raise RegistryError(f"{path} is not a dbt manifest: {problem}; delete it and run `dbt parse` to write it again")
 
 
 class Registry:
@@ -169,12 +198,14 @@ class Registry:
                 types[key], owners[key] = wanted, view
         return types
 
-    def resolve(self, references: Iterable[str]) -> list[tuple[FeatureView, list[str]]]:
+    def resolve(self, references: Iterable[str] | str) -> list[tuple[FeatureView, list[str]]]:
         """Feature references ("view:feature", or "view:*") → views with their features.
 
         The selection rule of macros/macros.yml (select_features), which the SQL follows
         too: views in the order of their first reference, each view's features in the
-        view's column order, each once."""
+        view's column order, each once. One string is one reference, not its letters."""
+        if isinstance(references, str):
+            references = [references]
         resolved: dict[str, list[str]] = {}
         for reference in references:
             view_name, sep, feature_name = str(reference).partition(":")
@@ -192,6 +223,20 @@ class Registry:
             (self.views[name], [feature for feature in self.views[name].feature_names if feature in chosen])
             for name, chosen in resolved.items()
         ]
+
+    @staticmethod
+    def output_names(resolved: list[tuple[FeatureView, list[str]]], full_feature_names: bool) -> list[list[str]]:
+        """Each resolved view's output column names (`feature`, or `view__feature`), online and
+        offline alike. Two views' features may not share a column: one would replace the other."""
+        outputs = [[f"{view.name}__{name}" if full_feature_names else name for name in names] for view, names in resolved]
+        flat = [name for names in outputs for name in names]
+        duplicated = sorted({name for name in flat if flat.count(name) > 1})
+        if duplicated:
+            raise ColumnClashError(
+                f"feature name(s) {', '.join(duplicated)} come from more than one feature view; "
+                "ask for full_feature_names=True (columns named view__feature)"
+            )
+        return outputs
 
 
 def _view_from_spec(spec: dict[str, Any], node: dict[str, Any]) -> FeatureView:

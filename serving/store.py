@@ -12,6 +12,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from serving.engines import Engine, open_target_engine
+from serving.entities import entity_frame
 from serving.errors import EntityKeyError, UnknownFeatureError
 from serving.offline import OfflineStore, to_utc_naive
 from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
@@ -64,13 +65,15 @@ class FeatureStore:
 
     def get_historical_features(
         self,
-        entity_df: pd.DataFrame,
-        features: Sequence[str],
+        entity_df: pd.DataFrame | Sequence[Mapping[str, Any]],
+        features: Sequence[str] | str,
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
     ) -> pd.DataFrame:
         """entity_df's rows, in order and with their columns, plus each feature as it was
-        known at the row's timestamp (`event_timestamp`, or the only datetime column)."""
+        known at the row's timestamp (`event_timestamp`, or the only datetime column).
+        entity_df may also be a list of dicts, one per row; the result is a DataFrame."""
+        entity_df = entity_frame(entity_df)
         views = self.registry.resolve(features)
         column = timestamp_column or _timestamp_column(entity_df)
         return self.offline.historical(entity_df, views, column, full_feature_names)
@@ -88,7 +91,7 @@ class FeatureStore:
     def materialize(
         self,
         as_of: dt.datetime | str | None = None,
-        feature_views: Sequence[str] | None = None,
+        feature_views: Sequence[str] | str | None = None,
         incremental: bool = False,
         progress: bool | None = None,
     ) -> MaterializeSummary:
@@ -99,6 +102,8 @@ class FeatureStore:
         moment = to_utc_naive(as_of) if as_of is not None else dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         all_online = [view for view in self.registry.views.values() if view.online]
         selected = all_online
+        if isinstance(feature_views, str):
+            feature_views = [feature_views]  # one view's name, not its letters
         if feature_views is not None:
             by_name = {view.name: view for view in all_online}
             unknown = [name for name in feature_views if name not in by_name]
@@ -124,14 +129,15 @@ class FeatureStore:
 
     def get_online_features(
         self,
-        features: Sequence[str],
-        entity_rows: Sequence[Mapping[str, Any]],
+        features: Sequence[str] | str,
+        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | pd.DataFrame,
         full_feature_names: bool = False,
     ) -> OnlineResponse:
         """The latest materialized values for each entity row, in one Redis round trip.
 
         Each value comes with a status (present, null, missing, outside_ttl) and its
-        event timestamp: see OnlineResponse."""
+        event timestamp: see OnlineResponse. entity_rows: a list of dicts, one per entity,
+        or (as in Feast) a dict of lists or a DataFrame, one column per key."""
         if self._online is None:
             self._online = OnlineClient(self._online_nodes(), self._keys, self.registry, self._timing)
         return redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)

@@ -96,5 +96,13 @@ def not_built(error: BaseException, where: str) -> OfflineStoreError:
     return OfflineStoreError(f"{first_line(error)} in {where}; has `dbt build` built every feature view there?")
 
 
+def column_not_built(error: BaseException, where: str) -> OfflineStoreError:
+    """A column the manifest declares is missing from its relation: the YAML changed since the build."""
+    return OfflineStoreError(
+        f"{first_line(error)} in {where}; a column declared in the models' YAML is not in the warehouse: "
+        "run `dbt build` to rebuild the changed models"
+    )
+
+
 def query_failed(error: BaseException, where: str) -> OfflineStoreError:
     return OfflineStoreError(f"query failed in {where}: {first_line(error)}")

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import duckdb
 import pyarrow as pa
 
-from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, not_built, query_failed
+from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, column_not_built, not_built, query_failed
 from serving.errors import OfflineStoreError
 
 name = "duckdb"
@@ -72,6 +72,10 @@ def _errors(where: str) -> Iterator[None]:
         yield
     except duckdb.CatalogException as error:
         raise not_built(error, where) from error
+    except duckdb.BinderException as error:
+        if "Referenced column" in str(error):
+            raise column_not_built(error, where) from error
+        raise query_failed(error, where) from error
     except duckdb.Error as error:
         raise query_failed(error, where) from error
 

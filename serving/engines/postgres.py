@@ -10,7 +10,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql as pgsql
 
-from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, first_line, not_built, query_failed
+from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, column_not_built, first_line, not_built, query_failed
 from serving.errors import OfflineStoreError
 
 name = "postgres"
@@ -120,6 +120,8 @@ def _errors(where: str) -> Iterator[None]:
         yield
     except psycopg.errors.UndefinedTable as error:
         raise not_built(error, where) from error
+    except psycopg.errors.UndefinedColumn as error:
+        raise column_not_built(error, where) from error
     except psycopg.Error as error:
         raise query_failed(error, where) from error
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, not_built, query_failed
+from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, column_not_built, not_built, query_failed
 from serving.errors import OfflineStoreError
 
 name = "spark"
@@ -102,6 +102,8 @@ def _errors(where: str) -> Iterator[None]:
     except PySparkException as error:
         if "TABLE_OR_VIEW_NOT_FOUND" in str(error):
             raise not_built(error, where) from error
+        if "UNRESOLVED_COLUMN" in str(error):
+            raise column_not_built(error, where) from error
         raise query_failed(error, where) from error
 
 

@@ -59,10 +59,26 @@ def redis_call(url: str, action: Any, *args: Any, **kwargs: Any) -> Any:
         return action(*args, **kwargs)
     except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError) as error:
         raise unreachable(url, error) from error
+    except redis.exceptions.InvalidResponse as error:
+        # Something answers at that address, but not in the Redis protocol (an HTTP server, say).
+        raise OnlineStoreError(
+            f"the server at {mask_password(url)} does not speak the Redis protocol ({error}); check the URL's host and port"
+        ) from error
     except redis.ResponseError as error:
         if str(error).startswith("WRONGPASS") or "NOAUTH" in str(error):
             raise OnlineStoreError(f"Redis at {mask_password(url)} refused the credentials: {error}") from error
+        if "DB index is out of range" in str(error):
+            raise OnlineStoreError(
+                f"Redis at {mask_password(url)} has no database {_db_index(url)} ({error}); "
+                "use a db index the server has (0 to 15 unless its `databases` setting says more)"
+            ) from error
         raise
+
+
+def _db_index(url: str) -> str:
+    """The db number a redis:// URL selects (its path, or ?db=), for messages."""
+    match = re.search(r"[?&]db=(\d+)", url) or re.search(r"://[^/]*/(\d+)", url)
+    return match.group(1) if match else "?"
 
 
 def is_topology_error(error: Exception) -> bool:

@@ -20,15 +20,15 @@ import hashlib
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import hiredis
 import msgpack
-import numpy as np
 import pandas as pd
 import redis
 
 from serving.encoding import INT_KEY_WIDTH, RowDecoder, RowLayout, key_part, packed_int_keys, split_fixed
+from serving.entities import check_outputs, entity_columns
 from serving.errors import EntityKeyError, OnlineStoreError
 from serving.online.connection import Nodes, is_topology_error, mask_password, redis_call, unreachable
 from serving.online.keys import ROW_SEP, ROW_TAIL, KeySpace
@@ -164,29 +164,21 @@ class OnlineClient:
         self._header = [keys.current, keys.meta_head, ROW_SEP, ROW_TAIL]
 
     def _plan(self, features: Sequence[str], full_feature_names: bool) -> _Request:
-        cache_key = (tuple(features), full_feature_names)
+        cache_key = ((features,) if isinstance(features, str) else tuple(features), full_feature_names)
         plan = self._requests.get(cache_key)
         if plan is None:
             resolved = self.registry.resolve(features)
-            views = [
-                (view, names, [f"{view.name}__{name}" if full_feature_names else name for name in names])
-                for view, names in resolved
-            ]
-            outputs = [name for _, _, names in views for name in names]
-            duplicated = sorted({name for name in outputs if outputs.count(name) > 1})
-            if duplicated:
-                raise EntityKeyError(
-                    f"feature name(s) {', '.join(duplicated)} come from more than one feature view; "
-                    "ask for full_feature_names=True"
-                )
+            outputs = Registry.output_names(resolved, full_feature_names)
+            views = [(view, names, names_out) for (view, names), names_out in zip(resolved, outputs)]
             entity_columns = list(dict.fromkeys(key for view, _, _ in views for key in view.entity))
+            check_outputs([name for names in outputs for name in names], entity_columns, "entity key")
             types = Registry.key_types(view for view, _, _ in views)
             plan = _Request(views, entity_columns, types)
             self._requests[cache_key] = plan
         return plan
 
     def get_online_features(
-        self, features: Sequence[str], entity_rows: Sequence[Mapping[str, Any]], full_feature_names: bool = False
+        self, features: Sequence[str] | str, entity_rows: Any, full_feature_names: bool = False
     ) -> OnlineResponse:
         plan = self._plan(features, full_feature_names)
         columns = self._entity_columns(plan, entity_rows)
@@ -351,43 +343,10 @@ class OnlineClient:
         self._known[view] = version
         return decoder
 
-    def _entity_columns(self, plan: _Request, entity_rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        """The entity key columns of the request; checked in bulk, and row by row only to name a fault."""
-        try:
-            columns = {name: [row[name] for row in entity_rows] for name in plan.entity_columns}
-        except (KeyError, TypeError):
-            self._check_rows(plan, entity_rows)
-            raise
-        if entity_rows and set(map(len, entity_rows)) != {len(plan.entity_columns)}:
-            self._check_rows(plan, entity_rows)
-        for name, wanted in plan.types.items():
-            if wanted is not None and not set(map(type, columns[name])) <= {wanted}:
-                self._check_rows(plan, entity_rows)
-        return columns
-
-    def _check_rows(self, plan: _Request, entity_rows: Sequence[Mapping[str, Any]]) -> None:
-        expected = set(plan.entity_columns)
-        for index, row in enumerate(entity_rows):
-            if row.keys() != expected:
-                missing = sorted(expected - row.keys())
-                extra = sorted(set(row.keys()) - expected)
-                problem = "; ".join(
-                    part
-                    for part in (
-                        f"missing entity key(s) {', '.join(missing)}" if missing else "",
-                        f"unexpected key(s) {', '.join(map(str, extra))}" if extra else "",
-                    )
-                    if part
-                )
-                raise EntityKeyError(f"entity row {index} {dict(row)!r}: {problem}; the requested views need exactly: {', '.join(plan.entity_columns)}")
-            for key, wanted in plan.types.items():
-                value = row[key]
-                if wanted is None:
-                    continue
-                if type(value) is not wanted and not (wanted is int and isinstance(value, np.integer)):
-                    raise EntityKeyError(
-                        f"entity row {index}: {key}={value!r} is a {type(value).__name__}; {key} needs a {wanted.__name__}"
-                    )
+    @staticmethod
+    def _entity_columns(plan: _Request, entity_rows: Any) -> dict[str, list[Any]]:
+        """The request's entity key columns, shape and types checked (serving.entities)."""
+        return entity_columns(entity_rows, plan.entity_columns, plan.types)
 
 
 def _int_keys(name: str, values: list[Any]) -> bytes:

@@ -35,13 +35,14 @@ def node(types: dict[str, str | None] | None = None, **meta: Any) -> dict[str, A
 @pytest.mark.parametrize(
     ("text", "normalized", "seconds"),
     [("1 day", "1 day", 86_400), ("12 hours", "12 hours", 43_200), ("90 DAYS", "90 days", 7_776_000),
-     ("1 minutes", "1 minute", 60), (" 2 weeks ", "2 weeks", 1_209_600), ("30 seconds", "30 seconds", 30), ("5hour", "5 hours", 18_000)],
+     ("1 minutes", "1 minute", 60), (" 2 weeks ", "2 weeks", 1_209_600), ("30 seconds", "30 seconds", 30), ("5hour", "5 hours", 18_000),
+     ("36500 days", "36500 days", 3_153_600_000)],
 )
 def test_parse_duration_accepts_fixed_length_units(macros: Renderer, text: str, normalized: str, seconds: int) -> None:
     assert macros.call("parse_duration", text, "owner", "field") == {"text": normalized, "seconds": seconds}
 
 
-@pytest.mark.parametrize("text", ["1 month", "2 years", "0 days", "abc", "-1 day", "1.5 days", "", 5, None])
+@pytest.mark.parametrize("text", ["1 month", "2 years", "0 days", "abc", "-1 day", "1.5 days", "", 5, None, "36501 days", "999999999 weeks"])
 def test_parse_duration_refuses_anything_else_naming_owner_and_field(macros: Renderer, text: Any) -> None:
     with pytest.raises(FeatureStoreError, match=r"^my owner: my\.field is .*expected a positive whole number and a unit"):
         macros.call("parse_duration", text, "my owner", "my.field")

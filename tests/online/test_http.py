@@ -161,7 +161,7 @@ GOOD_FEATURES = ["user_features:total_purchases"]
         ({"features": ["user_features:spend"], "entities": {"user_id": [1]}}, 404, "feature 'spend' is not in feature view 'user_features'; its features: total_purchases"),
         ({"features": ["user_features"], "entities": {"user_id": [1]}}, 404, "feature reference 'user_features' is not of the form view:feature"),
         ({"features": GOOD_FEATURES, "entities": {"customer": [1]}}, 400, "missing entity key(s) user_id; unexpected key(s) customer"),
-        ({"features": GOOD_FEATURES, "entities": {"user_id": ["7"]}}, 400, "user_id='7' is a str; user_id needs a int"),
+        ({"features": GOOD_FEATURES, "entities": {"user_id": ["7"]}}, 400, "entity row 0: user_id='7' is a str; user_id needs an integer (int, numpy integer or pandas Int64; not bool, float or str)"),
     ],
 )
 def test_a_bad_request_gets_a_4xx_json_error_naming_the_problem(server: str, body: Any, status: int, message: str) -> None:
