@@ -54,7 +54,7 @@ def one_error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> s
 @pytest.fixture(scope="module")
 def spine(built_project: Path) -> pd.DataFrame:
     """Ten real (user, time) rows whose user_features are known at that time."""
-    spine = pd.read_parquet(built_project / "data" / "raw" / "label_spine.parquet")
+    spine = pd.read_parquet(built_project / "data" / "sample" / "label_spine.parquet")
     spine = spine.rename(columns={"prediction_time": "event_timestamp"})[["user_id", "event_timestamp"]]
     known = FeatureStore(built_project).get_historical_features(spine, [FEATURE])
     return spine[known["total_purchases"].notna()].head(10).reset_index(drop=True)
