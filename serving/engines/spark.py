@@ -4,7 +4,6 @@ process, as dbt-spark's does: starting one costs seconds."""
 
 from __future__ import annotations
 
-import itertools
 import threading
 import uuid
 from contextlib import contextmanager
@@ -28,10 +27,11 @@ class SparkSessionWrapper:
 
     def upload(self, frame: Frame, name: str) -> str:
         # Temporary views are shared by every user of one SparkSession: a unique name
-        # keeps concurrent calls apart.
+        # keeps concurrent calls apart. Spark 4 takes the Arrow table as is (types kept:
+        # zoned timestamps as TIMESTAMP, naive ones as TIMESTAMP_NTZ).
         unique = f"{name}_{uuid.uuid4().hex[:12]}"
         with _errors(self._where):
-            self._spark.createDataFrame(as_arrow(frame).to_pandas()).createOrReplaceTempView(unique)
+            self._spark.createDataFrame(as_arrow(frame)).createOrReplaceTempView(unique)
         self._views.append(unique)
         return f"`{unique}`"
 
@@ -40,15 +40,47 @@ class SparkSessionWrapper:
             return self._spark.sql(sql).toArrow()
 
     def stream(self, sql: str, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        # toLocalIterator pulls one partition at a time into the driver.
         with _errors(self._where):
-            rows = self._spark.sql(sql).toLocalIterator(prefetchPartitions=False)
-            while chunk := list(itertools.islice(rows, batch_rows)):
-                yield pa.RecordBatch.from_pylist([row.asDict() for row in chunk])
+            frame = self._spark.sql(sql)
+            # Planned, not run: the result's Arrow schema (the batches come without one).
+            schema = frame.limit(0).toArrow().schema
+            pending: list[pa.RecordBatch] = []
+            held = 0
+            for batch in _arrow_batches(frame, schema):
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= batch_rows:
+                    table = pa.Table.from_batches(pending, schema)
+                    yield from table.slice(0, batch_rows).combine_chunks().to_batches()
+                    rest = table.slice(batch_rows)
+                    pending, held = rest.to_batches(), rest.num_rows
+            if held:
+                yield from pa.Table.from_batches(pending, schema).combine_chunks().to_batches()
 
     def close(self) -> None:
         for view in self._views:
             self._spark.catalog.dropTempView(view)
+
+
+def _arrow_batches(frame: Any, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The result as Arrow record batches, one partition at a time: the driver's JVM holds
+    one partition, this process one batch (spark.sql.execution.arrow.maxRecordsPerBatch
+    rows). Classic pyspark has no public API for this, so this uses the one toArrow and
+    toLocalIterator are built on (pinned: pyspark 4.x); Spark Connect streams batches
+    through its client."""
+    if hasattr(frame, "_jdf"):
+        from pyspark.core.rdd import _local_iterator_from_socket
+        from pyspark.serializers import NoOpSerializer
+
+        jvm = frame.sparkSession.sparkContext._jvm
+        served = jvm.PythonRDD.toLocalIteratorAndServe(frame._jdf.toArrowBatchRdd(), False)
+        for message in _local_iterator_from_socket(served, NoOpSerializer()):
+            yield pa.ipc.read_record_batch(pa.py_buffer(message), schema)
+        return
+    client = frame.sparkSession.client
+    for part in client.to_table_as_iterator(frame._plan.to_proto(client), frame._plan.observations):
+        if isinstance(part, pa.Table):
+            yield from part.cast(schema).to_batches()
 
 
 class SparkEngine:
@@ -70,6 +102,13 @@ class SparkEngine:
                     from pyspark.sql import SparkSession
                 except ImportError as error:
                     raise OfflineStoreError("the spark target needs pyspark: pip install 'sql-feature-store[spark]'") from error
+                # The process's own session when it has one (dbt-spark's `method: session`
+                # started it, or the application did): a second JVM is never started.
+                active = SparkSession.getActiveSession()
+                if active is not None:
+                    self._spark = active
+                    self._spark.conf.set("spark.sql.session.timeZone", "UTC")
+                    return self._spark
                 builder = SparkSession.builder.appName("feature_store")
                 remote = self.conf.get("spark.remote")
                 if remote:

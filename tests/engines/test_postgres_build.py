@@ -1,6 +1,9 @@
 """`dbt build --target postgres` of the example project builds every model, data test and
 unit test, and its tables equal DuckDB's build of the same data, value for value.
 
+Then `FeatureStore(target="postgres")` serves that build: get_historical_features on the
+label spine and materialize + get_online_features equal the DuckDB build's, value for value.
+
 The raw Parquet files reach Postgres through sample_data/load_postgres.py, as a user would
 load them. Each run gets its own database (dropped afterwards). Skipped only when no
 PostgreSQL answers on 127.0.0.1:5432."""
@@ -16,6 +19,17 @@ from typing import Iterator
 
 import pytest
 
+from engine_serving import (
+    FLOAT_AGGREGATE_TOLERANCE,
+    FLOAT_AGGREGATES,
+    ONLINE_VIEWS,
+    ParityInputs,
+    Served,
+    assert_historical_equal,
+    assert_online_equal,
+    serve,
+    serving_store,
+)
 from engine_tables import KEY_ORDERED, SPINE_ORDERED, assert_everything_built, duckdb_tables, mismatches, ordered_rows
 from postgres_databases import fresh_database
 from project_copies import copy_project, dbt
@@ -74,3 +88,26 @@ def test_postgres_tables_equal_duckdb_value_for_value(name: str, postgres_tables
     assert columns == expected_columns
     assert len(expected) > 100
     assert not mismatches(expected, actual, columns)
+
+
+# ---- Serving from the Postgres build ------------------------------------------------------
+
+# Only the float aggregates differ from DuckDB, in their last bits (see FLOAT_AGGREGATES);
+# counts, keys, times, statuses, raw and per-row floats (lag, ln, sin, cos) are identical.
+POSTGRES_TOLERANCES = dict.fromkeys(FLOAT_AGGREGATES, FLOAT_AGGREGATE_TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def postgres_served(postgres_project: Path, duckdb_served: tuple[ParityInputs, Served]) -> Served:
+    inputs, _ = duckdb_served
+    return serve(serving_store(postgres_project, "postgres"), inputs)
+
+
+def test_postgres_historical_features_equal_duckdb(postgres_served: Served, duckdb_served: tuple[ParityInputs, Served]) -> None:
+    inputs, expected = duckdb_served
+    assert_historical_equal(expected, postgres_served, len(inputs.spine), POSTGRES_TOLERANCES)
+
+
+@pytest.mark.parametrize("view", ONLINE_VIEWS)
+def test_postgres_online_values_equal_duckdb(view: str, postgres_served: Served, duckdb_served: tuple[ParityInputs, Served]) -> None:
+    assert_online_equal(duckdb_served[1], postgres_served, view, POSTGRES_TOLERANCES)

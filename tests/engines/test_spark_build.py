@@ -1,20 +1,38 @@
 """`dbt build --target spark` of the example project builds every model, data test and
 unit test, and its tables equal DuckDB's build of the same data, value for value.
 
+Then `FeatureStore(target="spark")` serves that build: get_historical_features on the
+label spine and materialize + get_online_features equal the DuckDB build's, value for value.
+
 Spark runs inside this process (the profile's `method: session`, local[*], warehouse and
 Derby metastore under the copy's target/spark), so the JVM starts once: dbt builds, the
-tables are read through the same session, and the JVM is stopped before any assertion.
+tables are read through the same session, the FeatureStore's engine reuses that session,
+and the JVM is stopped before any assertion.
 Skipped only when there is no `java` on PATH (.ci/run requires one)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine_serving import (
+    FLOAT_AGGREGATE_TOLERANCE,
+    FLOAT_AGGREGATES,
+    JVM_MATH,
+    ONLINE_VIEWS,
+    ParityInputs,
+    Served,
+    assert_historical_equal,
+    assert_online_equal,
+    serve,
+    serving_store,
+)
 from engine_tables import KEY_ORDERED, SPINE_ORDERED, assert_everything_built, duckdb_tables, mismatches, ordered_rows
 from project_copies import copy_project
 
@@ -41,9 +59,12 @@ def stop_spark() -> int | None:
 
 
 @pytest.fixture(scope="module")
-def spark_build(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def spark_build(
+    built_project: Path, duckdb_served: tuple[ParityInputs, Served], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """Builds a copy of the project (the DuckDB build's raw files) on Spark, reads every
-    compared table, stops the JVM."""
+    compared table, asks a FeatureStore on the spark target what DuckDB's was asked, stops
+    the JVM."""
     if shutil.which("java") is None:
         pytest.skip("no java on PATH: Spark needs Java 17")
     from dbt.cli.main import dbtRunner
@@ -69,9 +90,16 @@ def spark_build(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -
                 table = spark.sql(f"select * from feature_store.`{name}`").toArrow()
                 rows = list(zip(*(column.to_pylist() for column in table.columns)))
                 tables[name] = ordered_rows(name, table.column_names, rows)
+            started = time.perf_counter()
+            try:
+                served: Served | Exception = serve(serving_store(project_dir, "spark"), duckdb_served[0])
+            except Exception as error:  # noqa: BLE001 - failed by the serving tests, not the build tests
+                served = error
+            serving_seconds = time.perf_counter() - started
+            print(f"FeatureStore(target='spark'): historical + materialize + online reads in {serving_seconds:.1f} s", file=sys.stderr)
         finally:
             exit_code = stop_spark()
-    return {"project_dir": project_dir, "tables": tables, "jvm_exit_code": exit_code}
+    return {"project_dir": project_dir, "tables": tables, "served": served, "serving_seconds": serving_seconds, "jvm_exit_code": exit_code}
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +123,27 @@ def test_spark_tables_equal_duckdb_value_for_value(name: str, spark_build: dict[
     assert columns == expected_columns
     assert len(expected) > 100
     assert not mismatches(expected, actual, columns)
+
+
+# ---- Serving from the Spark build ---------------------------------------------------------
+
+# The float aggregates and the JVM's ln, sin and cos may differ from DuckDB in their last
+# bits (see FLOAT_AGGREGATES, JVM_MATH); every other column is identical.
+SPARK_TOLERANCES = dict.fromkeys(FLOAT_AGGREGATES | JVM_MATH, FLOAT_AGGREGATE_TOLERANCE)
+
+
+def test_spark_historical_features_equal_duckdb(spark_build: dict[str, Any], duckdb_served: tuple[ParityInputs, Served]) -> None:
+    inputs, expected = duckdb_served
+    assert_historical_equal(expected, spark_served(spark_build), len(inputs.spine), SPARK_TOLERANCES)
+
+
+@pytest.mark.parametrize("view", ONLINE_VIEWS)
+def test_spark_online_values_equal_duckdb(view: str, spark_build: dict[str, Any], duckdb_served: tuple[ParityInputs, Served]) -> None:
+    assert_online_equal(duckdb_served[1], spark_served(spark_build), view, SPARK_TOLERANCES)
+
+
+def spark_served(spark_build: dict[str, Any]) -> Served:
+    served = spark_build["served"]
+    if isinstance(served, Exception):
+        raise served
+    return served
