@@ -25,6 +25,11 @@ class SparkSessionWrapper:
         self._where = where
         self._views: list[str] = []
 
+    @property
+    def spark(self) -> Any:
+        """The SparkSession this unit of work runs on."""
+        return self._spark
+
     def upload(self, frame: Frame, name: str) -> str:
         # Temporary views are shared by every user of one SparkSession: a unique name
         # keeps concurrent calls apart. Spark 4 takes the Arrow table as is (types kept:

@@ -78,6 +78,8 @@ def spark_build(
         "--vars", json.dumps({"raw_data_path": str(project_dir / "data" / "sample")}),
     ]
     tables = {}
+    streamed: list[list[int]] = []
+    same_session = False
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FEATURE_STORE_SPARK_DIR", str(project_dir / "target" / "spark"))
         patch.chdir(project_dir)
@@ -91,15 +93,26 @@ def spark_build(
                 rows = list(zip(*(column.to_pylist() for column in table.columns)))
                 tables[name] = ordered_rows(name, table.column_names, rows)
             started = time.perf_counter()
+            store = serving_store(project_dir, "spark")
             try:
-                served: Served | Exception = serve(serving_store(project_dir, "spark"), duckdb_served[0])
+                served: Served | Exception = serve(store, duckdb_served[0])
+                with store.offline.engine.session() as session:
+                    streamed = [batch.column("id").to_pylist() for batch in session.stream("select id from range(0, 1000, 1, 3)", batch_rows=128)]
+                    same_session = session.spark is spark
             except Exception as error:  # noqa: BLE001 - failed by the serving tests, not the build tests
                 served = error
             serving_seconds = time.perf_counter() - started
             print(f"FeatureStore(target='spark'): historical + materialize + online reads in {serving_seconds:.1f} s", file=sys.stderr)
         finally:
             exit_code = stop_spark()
-    return {"project_dir": project_dir, "tables": tables, "served": served, "serving_seconds": serving_seconds, "jvm_exit_code": exit_code}
+    return {
+        "project_dir": project_dir,
+        "tables": tables,
+        "served": served,
+        "streamed": streamed,
+        "same_session": same_session,
+        "jvm_exit_code": exit_code,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +160,15 @@ def spark_served(spark_build: dict[str, Any]) -> Served:
     if isinstance(served, Exception):
         raise served
     return served
+
+
+def test_the_feature_store_reuses_the_builds_spark_session(spark_build: dict[str, Any]) -> None:
+    spark_served(spark_build)
+    assert spark_build["same_session"]
+
+
+def test_spark_stream_yields_bounded_batches_of_every_row(spark_build: dict[str, Any]) -> None:
+    spark_served(spark_build)
+    batches = spark_build["streamed"]
+    assert max(map(len, batches)) <= 128 and len(batches) >= 8
+    assert sorted(i for batch in batches for i in batch) == list(range(1000))
