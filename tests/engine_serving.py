@@ -88,10 +88,10 @@ def parity_spine(project_dir: Path) -> pd.DataFrame:
     """The sample label spine (a few hundred rows, a few duplicates) with a product and its
     category per row, so every view's keys are present; plus unknown entities and more
     duplicate rows."""
-    raw = project_dir / "data" / "raw"
-    spine = pd.read_parquet(raw / "label_spine.parquet", columns=["user_id", "prediction_time"])
+    sample = project_dir / "data" / "sample"
+    spine = pd.read_parquet(sample / "label_spine.parquet", columns=["user_id", "prediction_time"])
     spine = spine.rename(columns={"prediction_time": "event_timestamp"})
-    products = pd.read_parquet(raw / "products.parquet", columns=["product_id", "category"])
+    products = pd.read_parquet(sample / "products.parquet", columns=["product_id", "category"])
     chosen = products.iloc[(spine["user_id"].to_numpy() * 7919) % len(products)].reset_index(drop=True)
     spine = pd.concat([spine.reset_index(drop=True), chosen], axis=1)
     unknown = spine.iloc[:6].copy()
