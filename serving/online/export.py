@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence, TypeVar
 
 import msgpack
 import pyarrow as pa
@@ -39,6 +41,7 @@ from serving.registry import FeatureView
 # Test hook: seconds to sleep after each written batch, so a test can kill an export mid-way.
 PAUSE_ENV = "FEATURE_STORE_EXPORT_PAUSE_SECONDS"
 BATCH_ENTITIES = 50_000
+T = TypeVar("T")
 
 
 @dataclass
@@ -158,7 +161,7 @@ class Exporter:
         control = self.nodes.control(self.keys.prefix)
         layout: RowLayout | None = None
         with Fanout(self.nodes) as fanout:
-            for batch in self.offline.snapshot_batches(view, as_of, self.batch_entities):
+            for batch in _read_ahead(self.offline.snapshot_batches(view, as_of, self.batch_entities)):
                 if layout is None:
                     layout = RowLayout.for_schema(batch.schema, view.feature_names)
                     schema = batch.schema
@@ -251,3 +254,48 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         return table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise OnlineStoreError(f"the snapshot's column types changed between batches ({table.schema} vs {schema}): {error}") from error
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, with the next one fetched in a thread while the caller works on this one,
+    so the warehouse, the encoding and Redis all work at once. At most one item waits
+    beyond the caller's, so memory stays bounded. `items` runs (and is closed) in the
+    thread alone; its errors are raised here."""
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(kind: str, item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((kind, item), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer("item", item):
+                    return
+            offer("done", None)
+        except BaseException as error:  # handed to the caller, which raises it
+            offer("error", error)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="snapshot-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = ready.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -42,17 +42,28 @@ def pack(name: bytes, columns: Sequence[Column], per_key: bool) -> tuple[bytes, 
     else:
         opening = b""
         replies = 1
-    widths = [common_width(column.values) for column in columns]
-    if all(widths):
-        text = _fixed(opening, columns, widths, count)
-    else:
-        text = b"".join(
-            opening + b"".join(b"$%d\r\n%s%s%s\r\n" % (len(c.head) + len(v) + len(c.tail), c.head, v, c.tail) for c, v in zip(columns, row))
-            for row in zip(*(column.values for column in columns))
-        )
+    text = _rows(opening, columns, count)
     if not per_key:
         text = b"*%d\r\n%s" % (1 + count * len(columns), command) + text
     return text, replies
+
+
+def command(name: bytes, runs: Sequence[Column]) -> bytes:
+    """One command whose arguments are the values of each run in turn (where `pack`
+    interleaves its columns row by row): MGET over the rows of several views."""
+    count = sum(len(run.values) for run in runs)
+    return b"*%d\r\n$%d\r\n%s\r\n" % (1 + count, len(name), name) + b"".join(_rows(b"", [run], len(run.values)) for run in runs if len(run.values))
+
+
+def _rows(opening: bytes, columns: Sequence[Column], count: int) -> bytes:
+    """The arguments of `count` rows, each `opening` then one value of every column."""
+    widths = [common_width(column.values) for column in columns]
+    if all(widths):
+        return _fixed(opening, columns, widths, count)
+    return b"".join(
+        opening + b"".join(b"$%d\r\n%s%s%s\r\n" % (len(c.head) + len(v) + len(c.tail), c.head, v, c.tail) for c, v in zip(columns, row))
+        for row in zip(*(column.values for column in columns))
+    )
 
 
 def _fixed(opening: bytes, columns: Sequence[Column], widths: list[int], count: int) -> bytes:
