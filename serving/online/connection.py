@@ -149,7 +149,7 @@ class Nodes:
 
     def control(self, tag: str) -> str:
         """The server holding the control keys, whose hash tag is `tag`."""
-        return self.of_slot(slot(tag.encode()))
+        return self._slot_owners()[slot(tag.encode())] if self.cluster else ""
 
     def of_slot(self, number: int) -> str:
         if not self.cluster:
