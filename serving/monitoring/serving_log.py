@@ -1,0 +1,320 @@
+"""The serving log: what online reads served, sampled into a bounded Redis stream, and
+drained from there into a warehouse table that dbt reads as a source.
+
+Writing. A sampled read puts a reference to its response on an in-process queue and
+returns; a daemon thread encodes each request as one msgpack blob and appends it with
+one XADD (several requests' XADDs go in one pipeline when they queue up). The read
+itself never waits on the log. The stream is capped with MAXLEN ~ (approximate
+trimming, O(1) amortized): when nobody flushes, the oldest requests are dropped, never
+the reader slowed. The key has a hash tag of its own (serving.online.keys), so in a
+cluster it is one slot anywhere.
+
+Flushing (`featurestore logs flush`). Entries are read oldest first with XRANGE, a
+batch at a time, written to the table in one transaction, and only then XDEL'd by id:
+- a crash before the commit leaves the entries in the stream; the next flush writes them;
+- a crash after the commit and before XDEL leaves them too, and the next flush writes them
+  again; the insert skips request ids the table already holds, so nothing is duplicated;
+- entries appended meanwhile are not touched: only the ids read are deleted.
+The table's layout is macros/monitoring/serving_log_table.sql (one row per request x
+entity row x feature; documented there and in models/monitoring/monitoring.yml).
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import msgpack
+import pyarrow as pa
+import redis
+
+from serving.engines import Engine
+from serving.errors import InputError
+from serving.online.connection import Nodes
+from serving.online.keys import KeySpace
+from serving.online.read import MISSING, NULL, OUTSIDE_TTL, PRESENT, OnlineResponse
+from serving.registry import Registry
+from serving.rendering import Renderer
+
+RATE_ENV = "FEATURE_STORE_SERVING_LOG_RATE"
+MAXLEN_ENV = "FEATURE_STORE_SERVING_LOG_MAXLEN"
+DEFAULT_MAXLEN = 100_000  # requests kept in Redis when nobody flushes
+FLUSH_BATCH = 5_000  # stream entries per transaction
+BATCH_TABLE = "__fs_serving_log_batch"
+BATCH_PLACEHOLDER = "__fs_serving_log_batch_placeholder__"
+_STATUS_CODES = {PRESENT: "p", NULL: "n", MISSING: "m", OUTSIDE_TTL: "o"}
+_STATUS_NAMES = {code: name for name, code in _STATUS_CODES.items()}
+_EPOCH = dt.datetime(1970, 1, 1)
+_MICRO = dt.timedelta(microseconds=1)
+_log = logging.getLogger(__name__)
+
+SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("request_at", pa.timestamp("us")),
+        ("row_index", pa.int32()),
+        ("entity_key", pa.string()),
+        ("feature_view", pa.string()),
+        ("feature", pa.string()),
+        ("feature_ref", pa.string()),
+        ("status", pa.string()),
+        ("value_number", pa.float64()),
+        ("value_text", pa.string()),
+        ("event_at", pa.timestamp("us")),
+        ("snapshot_version", pa.int64()),
+        ("snapshot_as_of", pa.timestamp("us")),
+        ("source", pa.string()),
+        ("flushed_at", pa.timestamp("us")),
+    ]
+)
+
+
+def rate_from(value: float | str | None) -> float:
+    """The sample rate: the argument, else $FEATURE_STORE_SERVING_LOG_RATE, else 0 (off)."""
+    if value is None:
+        return fraction(os.environ.get(RATE_ENV) or 0.0, RATE_ENV, "a sample rate", " (off) to 1 (every read)")
+    return fraction(value, "serving_log_rate", "a sample rate", " (off) to 1 (every read)")
+
+
+def fraction(value: float | str, name: str, meaning: str, scale: str = " to 1") -> float:
+    """A number from 0 to 1, or an InputError naming `name`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise InputError(f"{name}={value!r} is not {meaning}: use a number from 0{scale}")
+    return number
+
+
+def maxlen_from_env() -> int:
+    text = os.environ.get(MAXLEN_ENV)
+    if not text:
+        return DEFAULT_MAXLEN
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"{MAXLEN_ENV}={text!r} is not a whole number of requests >= 1")
+    return int(text)
+
+
+class ServingLogWriter:
+    """Samples reads and appends them to the stream from a background thread."""
+
+    def __init__(self, nodes: Nodes, keys: KeySpace, registry: Registry, rate: float, maxlen: int, source: str = "python") -> None:
+        self.nodes = nodes
+        self.registry = registry
+        self.key = keys.serving_log
+        self.rate = rate
+        self.maxlen = maxlen
+        self.source = source
+        self.dropped = 0  # requests whose XADD failed (Redis down): the read succeeded regardless
+        self._queue: queue.Queue[tuple[float, str, Sequence[str] | str, bool, OnlineResponse]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._random = random.random
+
+    def record(self, features: Sequence[str] | str, full_feature_names: bool, response: OnlineResponse) -> None:
+        """Queues one served read (when sampled). Costs a random draw and a queue put."""
+        if self.rate < 1.0 and self._random() >= self.rate:
+            return
+        if self._pid != os.getpid():
+            self._start()
+        self._queue.put((time.time(), self.source, features, full_feature_names, response))
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Waits until every queued request has been sent (tests, flush, process exit)."""
+        if self._thread is None or self._pid != os.getpid():
+            return
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def _start(self) -> None:
+        # After a fork (HTTP workers) the parent's thread does not exist here: start anew.
+        self._queue = queue.Queue()
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="feature-store-serving-log", daemon=True)
+        self._thread.start()
+        atexit.register(self.drain, 5.0)
+
+    def _run(self) -> None:
+        encoder = _Encoder(self.registry)
+        while True:
+            items = [self._queue.get()]
+            while len(items) < 256:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                pipe = self.nodes.client.pipeline(transaction=False)
+                for item in items:
+                    pipe.xadd(self.key, {"r": encoder.encode(*item)}, maxlen=self.maxlen, approximate=True)
+                pipe.execute()
+            except (redis.RedisError, OSError) as error:
+                self.dropped += len(items)
+                _log.warning("serving log: %d request(s) not logged: %s", len(items), error)
+            except Exception:  # a value msgpack cannot pack must not kill the thread
+                self.dropped += len(items)
+                _log.exception("serving log: %d request(s) not logged", len(items))
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+
+
+class _Encoder:
+    """One request as msgpack: {t: request time (epoch µs), s: source, v: per view
+    [name, version, as_of, {key column: values}, event times (epoch µs or None),
+    [[feature, values, status codes], ...]]}. Status codes are one letter per row."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._sources: dict[tuple[tuple[str, ...], bool], dict[str, tuple[str, str]]] = {}
+
+    def _outputs(self, features: Sequence[str] | str, full: bool) -> dict[str, tuple[str, str]]:
+        """Output column -> (view, feature), as the read named them (cached per call shape)."""
+        shape = ((features,) if isinstance(features, str) else tuple(features), full)
+        found = self._sources.get(shape)
+        if found is None:
+            resolved = self.registry.resolve(features)
+            outputs = Registry.output_names(resolved, full)
+            found = self._sources[shape] = {
+                output: (view.name, name) for (view, names), names_out in zip(resolved, outputs) for name, output in zip(names, names_out)
+            }
+        return found
+
+    def encode(self, at: float, source: str, features: Sequence[str] | str, full: bool, response: OnlineResponse) -> bytes:
+        views: dict[str, list[Any]] = {}
+        sources = self._outputs(features, full)
+        for output, status in response.statuses.items():
+            view, feature = sources[output]
+            entry = views.get(view)
+            if entry is None:
+                version, as_of = response.snapshots[view]
+                stamps = [None if s is None else (s - _EPOCH) // _MICRO for s in response.event_timestamps[output]]
+                entry = views[view] = [view, version, as_of, None, stamps, []]
+            entry[5].append([feature, response.columns[output], "".join([_STATUS_CODES[s] for s in status])])
+        keys = {name: values for name, values in response.columns.items() if name not in response.statuses}
+        for entry in views.values():
+            entry[3] = keys
+        return msgpack.packb({"t": int(at * 1_000_000), "s": source, "v": list(views.values())}, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+@dataclass(frozen=True)
+class FlushSummary:
+    requests: int
+    rows: int
+    relation: str
+    remaining: int
+
+    def __str__(self) -> str:
+        return f"flushed {self.requests:,} request(s), {self.rows:,} row(s) into {self.relation}; {self.remaining:,} left in the stream"
+
+
+def decode(entries: Sequence[tuple[bytes, dict[bytes, bytes]]], entity_keys: Callable[[str], Sequence[str]], flushed_at: dt.datetime) -> pa.Table:
+    """Stream entries as rows of the serving-log table (SCHEMA)."""
+    columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+    for entry_id, fields in entries:
+        request = msgpack.unpackb(fields[b"r"])
+        request_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        request_at = _EPOCH + request["t"] * _MICRO
+        for view, version, as_of, keys, stamps, features in request["v"]:
+            names = [name for name in entity_keys(view) if name in keys] or list(keys)
+            entity_texts = [json.dumps(dict(zip(names, values)), separators=(",", ":")) for values in zip(*(keys[n] for n in names))]
+            event_times = [None if s is None else _EPOCH + s * _MICRO for s in stamps]
+            as_of_time = dt.datetime.fromisoformat(as_of)
+            for feature, values, codes in features:
+                count = len(values)
+                columns["request_id"] += [request_id] * count
+                columns["request_at"] += [request_at] * count
+                columns["row_index"] += range(count)
+                columns["entity_key"] += entity_texts
+                columns["feature_view"] += [view] * count
+                columns["feature"] += [feature] * count
+                columns["feature_ref"] += [f"{view}:{feature}"] * count
+                columns["status"] += [_STATUS_NAMES[code] for code in codes]
+                numbers, texts = _split_values(values)
+                columns["value_number"] += numbers
+                columns["value_text"] += texts
+                columns["event_at"] += event_times
+                columns["snapshot_version"] += [version] * count
+                columns["snapshot_as_of"] += [as_of_time] * count
+                columns["source"] += [request["s"]] * count
+                columns["flushed_at"] += [flushed_at] * count
+    return pa.table(columns, schema=SCHEMA)
+
+
+def _split_values(values: list[Any]) -> tuple[list[float | None], list[str | None]]:
+    numbers: list[float | None] = []
+    texts: list[str | None] = []
+    for value in values:
+        if value is None:
+            numbers.append(None)
+            texts.append(None)
+        elif isinstance(value, bool):
+            numbers.append(1.0 if value else 0.0)
+            texts.append(None)
+        elif isinstance(value, (int, float)):
+            numbers.append(float(value))
+            texts.append(None)
+        else:
+            numbers.append(None)
+            texts.append(value if isinstance(value, str) else json.dumps(value, default=str))
+    return numbers, texts
+
+
+class ServingLogFlusher:
+    """Drains the stream into the warehouse (see the module docstring for why it is safe)."""
+
+    def __init__(self, client: Any, keys: KeySpace, engine: Engine, renderer: Renderer, registry: Registry) -> None:
+        self.client = client
+        self.key = keys.serving_log
+        self.engine = engine
+        self.renderer = renderer
+        self.registry = registry
+
+    def flush(self, batch: int = FLUSH_BATCH) -> FlushSummary:
+        relation = self.renderer.call("serving_log_relation")
+        create = self.renderer.call("serving_log_create_sql", relation)
+        insert = self.renderer.call("serving_log_insert_sql", relation, BATCH_PLACEHOLDER)
+        requests = rows = 0
+        start = "-"
+        while True:
+            entries = self.client.xrange(self.key, start, "+", count=batch)
+            if not entries:
+                break
+            table = decode(entries, self._entity_keys, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+            with self.engine.write_session() as session:
+                session.execute(create)
+                name = session.upload(table, BATCH_TABLE)
+                session.execute(insert.replace(BATCH_PLACEHOLDER, name))
+            # Committed: now, and only now, the entries written may leave the stream.
+            ids = [entry_id for entry_id, _ in entries]
+            self.client.xdel(self.key, *ids)
+            requests += len(entries)
+            rows += table.num_rows
+            last = ids[-1].decode() if isinstance(ids[-1], bytes) else ids[-1]
+            start = "(" + last  # exclusive: entries after the last one written
+            if len(entries) < batch:
+                break
+        return FlushSummary(requests, rows, relation, int(self.client.xlen(self.key)))
+
+    def _entity_keys(self, view: str) -> Sequence[str]:
+        found = self.registry.views.get(view)
+        return found.entity if found is not None else ()
