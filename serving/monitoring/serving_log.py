@@ -306,7 +306,7 @@ class ServingLogFlusher:
                 session.execute(insert.replace(BATCH_PLACEHOLDER, name))
             # Committed: now, and only now, the entries written may leave the stream.
             ids = [entry_id for entry_id, _ in entries]
-            self.client.xdel(self.key, *ids)
+            self.forget(ids)
             requests += len(entries)
             rows += table.num_rows
             last = ids[-1].decode() if isinstance(ids[-1], bytes) else ids[-1]
@@ -314,6 +314,10 @@ class ServingLogFlusher:
             if len(entries) < batch:
                 break
         return FlushSummary(requests, rows, relation, int(self.client.xlen(self.key)))
+
+    def forget(self, ids: list[Any]) -> None:
+        """Deletes the written entries from the stream, and nothing else."""
+        self.client.xdel(self.key, *ids)
 
     def _entity_keys(self, view: str) -> Sequence[str]:
         found = self.registry.views.get(view)

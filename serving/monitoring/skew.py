@@ -85,6 +85,8 @@ class FeatureSkew:
 class SkewReport:
     since: dt.datetime | None
     features: list[FeatureSkew]
+    # Every compared row (serving_skew_sql's columns): the evidence behind the counts.
+    rows: pa.Table | None = field(default=None, repr=False, compare=False)
 
     @property
     def above_threshold(self) -> bool:
@@ -157,7 +159,8 @@ class SkewChecker:
                             "(or FEATURE_STORE_SERVING_LOG_RATE), then run `featurestore logs flush`"
                         ) from error
                     raise
-        return SkewReport(moment, _summarize(tables, thresholds))
+        rows = pa.concat_tables(tables, promote_options="permissive") if tables else None
+        return SkewReport(moment, _summarize(tables, thresholds), rows)
 
 
 def _summarize(tables: list[pa.Table], thresholds: Thresholds) -> list[FeatureSkew]:
