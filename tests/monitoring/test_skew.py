@@ -80,6 +80,9 @@ def _rows(now: dt.datetime, changed: bool) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = init_repository(tmp_path_factory.mktemp("skew") / "repo").directory
+    # A view over the Parquet file: rewriting the file is a late correction in the warehouse.
+    model = directory / "models" / "user_features.sql"
+    model.write_text("{{ config(materialized='view') }}\n" + model.read_text())
     (directory / "models" / "monitoring.yml").write_text(MONITORING_YML)
     (directory / "models" / "serving_skew.sql").write_text(
         "-- depends_on: {{ ref('user_features') }}\n{{ feature_store.serving_skew(source('feature_store', 'serving_log')) }}\n"
@@ -104,13 +107,13 @@ def served_and_flushed(repository: Path, prefix: str) -> dict[str, Any]:
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     data = repository / "data" / "user_features.parquet"
     _rows(now, changed=False).to_parquet(data, index=False)
-    dbt(repository, "build", "--exclude", "serving_skew+")
+    # The view reads the file by an absolute path, so a process anywhere sees the rewrite.
+    dbt(repository, "build", "--exclude", "serving_skew+", "--vars", json.dumps({"data_path": str(data.parent)}))
     store = FeatureStore(repository, redis_url=REDIS_URL, redis_prefix=prefix, serving_log_rate=1.0)
     store.materialize(as_of=now - dt.timedelta(hours=1))
     response = store.get_online_features(FEATURES, [{"user_id": user} for user in USERS])
     # A late correction of user 2's snapshot, after the export.
     _rows(now, changed=True).to_parquet(data, index=False)
-    dbt(repository, "build", "--select", "user_features")
     flushed = store.flush_serving_log()
     return {"store": store, "response": response, "flushed": flushed, "now": now}
 
@@ -170,18 +173,6 @@ def test_since_and_view_narrow_the_report(served_and_flushed: dict[str, Any]) ->
         store.serving_skew(feature_views=["nope"])
 
 
-def test_the_dbt_model_holds_the_same_rows_and_the_test_applies_per_feature_thresholds(served_and_flushed: dict[str, Any], repository: Path) -> None:
-    result = dbt(repository, "build", "--select", "serving_skew+", check=False)
-    # total_purchases: 4/6 <= 0.7 passes; the other two: 3/6 > 0.4 fail.
-    assert result.returncode != 0
-    assert "Got 2 results" in result.stdout, result.stdout[-3000:]
-    with duckdb.connect(str(repository / "target" / "warehouse.duckdb"), read_only=True) as connection:
-        built = connection.sql("select feature_ref, entity_key, cause from serving_skew where is_mismatch").fetchall()
-    report = served_and_flushed["store"].serving_skew()
-    expected = [(row["feature_ref"], row["entity_key"], row["cause"]) for row in report.rows.to_pylist() if row["is_mismatch"]]
-    assert sorted(built) == sorted(expected)
-
-
 def _featurestore(repository: Path, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "serving", "--project-dir", str(repository), "--redis-url", REDIS_URL, *args],
@@ -202,10 +193,15 @@ def test_cli_json_report_and_exit_code(served_and_flushed: dict[str, Any], repos
         assert {cause for cause, count in by_feature[reference]["causes"].items() if count} == set(expected.values())
     # The YAML's per-feature rate (0.7) stays; --threshold replaces the default (0.4).
     assert by_feature["user_features:total_purchases"]["threshold"] == 0.7
-    passing = _featurestore(repository, prefix, "skew", "--threshold", "0.9", "--view", "user_features")
-    assert passing.returncode == 0, passing.stdout + passing.stderr
-    assert "user_features:total_purchases: 6 compared, 4 mismatches (66.7%)" in passing.stdout
-    assert "changed_after_export 1" in passing.stdout
+
+
+def test_text_report_and_a_threshold_that_passes(served_and_flushed: dict[str, Any]) -> None:
+    report = served_and_flushed["store"].serving_skew(feature_views=["user_features"], threshold=0.9)
+    assert not report.above_threshold
+    text = report.to_text()
+    assert "user_features:total_purchases: 6 compared, 4 mismatches (66.7%), max |difference| 19, threshold 70.0%: ok" in text
+    assert "causes: changed_after_export 1, stale_snapshot 1, outside_ttl 1, missing_entity 1" in text
+    assert 'e.g. {"user_id":2} at ' in text and "served 11 (present" in text and "at as_of 30, at request 30: changed_after_export" in text
 
 
 def test_cli_refuses_a_bad_since_in_one_line(repository: Path, prefix: str) -> None:
@@ -263,6 +259,18 @@ def test_the_sample_rate_is_checked_and_off_by_default(repository: Path, monkeyp
     monkeypatch.setenv(RATE_ENV, "often")
     with pytest.raises(InputError, match=f"{RATE_ENV}='often'"):
         FeatureStore(repository, redis_url=REDIS_URL)
+
+
+def test_the_dbt_model_holds_the_same_rows_and_the_test_applies_per_feature_thresholds(served_and_flushed: dict[str, Any], repository: Path) -> None:
+    result = dbt(repository, "build", "--select", "serving_skew+", "--vars", json.dumps({"data_path": str(repository / "data")}), check=False)
+    # total_purchases: 4/6 <= 0.7 passes; the other two: 3/6 > 0.4 fail.
+    assert result.returncode != 0
+    assert "Got 2 results" in result.stdout, result.stdout[-3000:]
+    with duckdb.connect(str(repository / "target" / "warehouse.duckdb"), read_only=True) as connection:
+        built = connection.sql("select feature_ref, entity_key, cause from serving_skew where is_mismatch").fetchall()
+    report = served_and_flushed["store"].serving_skew()
+    expected = [(row["feature_ref"], row["entity_key"], row["cause"]) for row in report.rows.to_pylist() if row["is_mismatch"]]
+    assert sorted(built) == sorted(expected)
 
 
 def test_skew_without_a_log_table_says_what_to_do(served_and_flushed: dict[str, Any], repository: Path) -> None:
