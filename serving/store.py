@@ -164,11 +164,16 @@ class FeatureStore:
             )
         return self._serving_log
 
+    def drain_serving_log(self) -> None:
+        """Sends the serving log's buffered entries to Redis now (a few reads' worth are
+        sent together; the HTTP server calls this on shutdown, other processes at exit)."""
+        if self._serving_log is not None:
+            self._serving_log.drain()
+
     def flush_serving_log(self) -> FlushSummary:
         """Moves the serving log from Redis into the warehouse table dbt reads as
         source('feature_store', 'serving_log'); see serving.monitoring.serving_log."""
-        if self._serving_log is not None:
-            self._serving_log.drain()
+        self.drain_serving_log()
         flusher = ServingLogFlusher(self._online_nodes().client, self._keys, self.offline.engine, self.renderer, self.registry)
         return redis_call(self.redis_url, flusher.flush)
 

@@ -75,9 +75,13 @@ class KeySpace:
         return f"{self._control}:index:{view}:{version}"
 
     @property
+    def serving_log_tag(self) -> str:
+        return f"{self.prefix}:log"
+
+    @property
     def serving_log(self) -> str:
         """Stream: one entry per logged online read (serving.monitoring.serving_log)."""
-        return f"{self.prefix}:log:{{{self.prefix}:log}}"
+        return f"{self.serving_log_tag}:{{{self.serving_log_tag}}}"
 
     def row_head(self, view: str) -> bytes:
         """A row key is row_head + version + ROW_SEP + entity key + ROW_TAIL."""

@@ -20,13 +20,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import duckdb
-import msgpack
+import orjson
 import pandas as pd
 import pytest
 import redis
@@ -238,14 +237,12 @@ def test_http_reads_are_logged_as_http(served_and_flushed: dict[str, Any], repos
     with served(repository, REDIS_URL, prefix) as base:
         status, _, _ = request(base, "POST", "/get-online-features", {"features": FEATURES[:1], "entities": {"user_id": [1, 3]}})
         assert status == 200
-        deadline = time.monotonic() + 10
-        while client.xlen(store._keys.serving_log) == before and time.monotonic() < deadline:
-            time.sleep(0.05)
+    # Stopped: a server sends what it still buffers on its way out.
     entries = client.xrange(store._keys.serving_log, "-", "+")
     assert len(entries) == before + 1
-    logged = msgpack.unpackb(entries[-1][1][b"r"])
+    logged = orjson.loads(entries[-1][1][b"r"])
     assert logged["s"] == "http"
-    assert logged["v"][0][5][0][:2] == ["total_purchases", [10, 12]]
+    assert logged["v"][0][5][0] == ["total_purchases", [10, 12]]
     client.close()
 
 
