@@ -30,7 +30,8 @@ from serving.rendering import Renderer
 class FeatureStore:
     """Feature views declared in a dbt project, served offline (the dbt target's warehouse)
     and online (Redis). `target` selects the profile's output as `dbt --target` does
-    (default: the profile's own default target).
+    (default: the profile's own default target). `serving_log_rate` is the share of online
+    reads logged (default $FEATURE_STORE_SERVING_LOG_RATE, else 0: off; see serving.monitoring).
 
     >>> store = FeatureStore(project_dir=".")
     >>> store.list_feature_views()
