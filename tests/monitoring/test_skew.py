@@ -242,7 +242,8 @@ def test_http_reads_are_logged_as_http(served_and_flushed: dict[str, Any], repos
     assert len(entries) == before + 1
     logged = orjson.loads(entries[-1][1][b"r"])
     assert logged["s"] == "http"
-    assert logged["v"][0][5][0] == ["total_purchases", [10, 12]]
+    assert logged["k"] == {"user_id": [1, 3]}
+    assert logged["v"][0][4] == [["total_purchases", [10, 12]]]
     client.close()
 
 

@@ -23,7 +23,8 @@ def _entries() -> list[tuple[bytes, dict[bytes, bytes]]]:
     request = {
         "t": 1_767_225_600_000_000,
         "s": "python",
-        "v": [["user_features", 3, "2026-01-01T00:00:00", {"user_id": [7, 8]}, ["2025-12-31T00:00:00", None],
+        "k": {"user_id": [7, 8]},
+        "v": [["user_features", 3, "2026-01-01T00:00:00", ["2025-12-31T00:00:00", None],
                [["total_purchases", [5, None]], ["avg_purchase_amount", [2.5, None]]], "pm"]],
     }
     return [(b"1767225600000-0", {b"r": orjson.dumps(request)})]
