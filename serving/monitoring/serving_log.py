@@ -179,7 +179,8 @@ class ServingLogWriter:
             connection = self._open()
             if self._pending >= _UNREAD_REPLIES:
                 self._read_replies(connection)
-            connection.send_packed_command(commands, check_health=False)
+            # One bytes object: redis-py makes one sendall (a syscall) per list item.
+            connection.send_packed_command([b"".join(commands)], check_health=False)
             self._pending += len(commands)
         except (redis.RedisError, OSError) as error:
             self._lost(error, len(commands))
