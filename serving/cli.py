@@ -1,7 +1,8 @@
 """`featurestore`: a thin command line over FeatureStore. Every command has a Python twin.
 
 Exit codes: 0 success, 1 a feature-store error (message on stderr), 2 bad usage, 3 an
-internal error (a bug: one line on stderr naming the file that holds the traceback).
+internal error (a bug: one line on stderr naming the file that holds the traceback),
+4 skew above its threshold (`featurestore skew`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from serving.entities_file import EPOCH_UNITS, INTEGER_TEXT, read_entities
 from serving.registry import FeatureView, Registry
 
 INTERNAL_ERROR_EXIT = 3
+SKEW_EXIT = 4  # `featurestore skew`: a feature's mismatch rate is above its threshold
 # Python keyword arguments that messages suggest, and the flag a CLI user types instead.
 _FLAGS = {"timestamp_column": "--timestamp-column", "full_feature_names": "--full-feature-names", "project_dir": "--project-dir"}
 _SUGGESTED = re.compile(rf"\b({'|'.join(_FLAGS)})=(True|\.\.\.)")
@@ -325,6 +327,42 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     from serving.http import serve as run_server
 
     run_server(ctx.obj["project_dir"], ctx.obj["redis_url"], host, port, workers)
+
+
+@main.group()
+def logs() -> None:
+    """The serving log: online reads sampled into Redis (serving_log_rate or FEATURE_STORE_SERVING_LOG_RATE)."""
+
+
+@logs.command("flush")
+@click.pass_context
+@_fail_cleanly
+def logs_flush(ctx: click.Context) -> None:
+    """Move the serving log from Redis into the warehouse table source('feature_store', 'serving_log')."""
+    store = _store(ctx)
+    click.echo(str(store.flush_serving_log()))
+    _say_which_redis(store)
+
+
+@main.command()
+@click.option("--since", help="Only requests from this time on (ISO 8601; default: the whole log).")
+@click.option("--view", "views", multiple=True, help="Online feature view to check (repeatable; default: every one).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--threshold", type=float, help="Mismatch rate allowed for features the no_serving_skew test names no rate for.")
+@click.pass_context
+@_fail_cleanly
+def skew(ctx: click.Context, since: str | None, views: tuple[str, ...], output_format: str, threshold: float | None) -> None:
+    """Training/serving skew per feature from the flushed serving log: rows compared, mismatches and
+    their causes, largest difference, examples. Exits 4 when a feature is above its threshold."""
+    try:
+        moment = dt.datetime.fromisoformat(since.strip()) if since is not None else None
+    except ValueError:
+        raise click.BadParameter(f"{since!r} is not an ISO 8601 time; e.g. 2026-02-01T12:00:00Z or 2026-02-01", param_hint="--since") from None
+    store = _store(ctx)
+    report = store.serving_skew(since=moment, feature_views=list(views) or None, threshold=threshold)
+    click.echo(report.to_json() if output_format == "json" else report.to_text())
+    if report.above_threshold:
+        sys.exit(SKEW_EXIT)
 
 
 if __name__ == "__main__":

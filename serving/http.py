@@ -16,6 +16,7 @@ strings ending in "Z", null where the entity is missing or outside its TTL.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -26,7 +27,7 @@ import socket
 import os
 import time
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 import orjson
 import redis
@@ -388,6 +389,7 @@ def create_app(store: FeatureStore) -> Starlette:
     one worker), handing it to Starlette's threadpool behind a lock cost 0.15 ms more per
     request (p50 2.05 vs 1.90 ms) for the same throughput with 16 clients. Scale out with
     workers."""
+    store.serving_log_source = "http"  # what the serving log records these reads as
 
     async def get_online_features(request: Request) -> Response:
         features, rows, full_feature_names = parse_online_request(await read_body(request))
@@ -439,10 +441,17 @@ def create_app(store: FeatureStore) -> Starlette:
         metrics.errors.labels(metrics.route(request.url.path), "internal").inc()
         return json_response({"error": f"internal error ({type(error).__name__}); the server log has the details"}, 500)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # uvicorn ends a SIGTERM'd process by the signal again, so atexit hooks never run.
+        store.drain_serving_log()
+
     return Starlette(
         routes=routes,
         middleware=[Middleware(_MetricsMiddleware, metrics=metrics)],
         exception_handlers={FeatureStoreError: store_error, HTTPException: http_error, Exception: internal_error},
+        lifespan=lifespan,
     )
 
 

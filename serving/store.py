@@ -14,6 +14,8 @@ from redis.cluster import RedisCluster
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
 from serving.errors import EntityKeyError, UnknownFeatureError
+from serving.monitoring.serving_log import FlushSummary, ServingLogFlusher, ServingLogWriter, fraction, maxlen_from_env, rate_from
+from serving.monitoring.skew import SkewChecker, SkewReport, Thresholds
 from serving.offline import OfflineStore, to_utc_naive
 from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
 from serving.online.export import Exporter, MaterializeSummary
@@ -28,7 +30,8 @@ from serving.rendering import Renderer
 class FeatureStore:
     """Feature views declared in a dbt project, served offline (the dbt target's warehouse)
     and online (Redis). `target` selects the profile's output as `dbt --target` does
-    (default: the profile's own default target).
+    (default: the profile's own default target). `serving_log_rate` is the share of online
+    reads logged (default $FEATURE_STORE_SERVING_LOG_RATE, else 0: off; see serving.monitoring).
 
     >>> store = FeatureStore(project_dir=".")
     >>> store.list_feature_views()
@@ -40,6 +43,7 @@ class FeatureStore:
         redis_url: str | None = None,
         redis_prefix: str | None = None,
         target: str | None = None,
+        serving_log_rate: float | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
         self.target = target
@@ -53,6 +57,11 @@ class FeatureStore:
         self.renderer = Renderer(self.project_dir, manifest_hash, target)
         self.registry = Registry.from_manifest(manifest, self.renderer)
         self.offline = OfflineStore(self.renderer, self._open_engine)
+        # Serving log (serving.monitoring): the share of online reads logged, 0 = off.
+        self.serving_log_rate = rate_from(serving_log_rate)
+        self.serving_log_source = "python"  # the HTTP server says "http"
+        self._serving_log: ServingLogWriter | None = None
+        self._skew_thresholds = Thresholds.from_manifest(manifest)
 
     def _open_engine(self) -> Engine:
         return open_target_engine(self.project_dir, self.target)
@@ -100,20 +109,24 @@ class FeatureStore:
         Online values then equal get_historical_features at `as_of`, TTLs counted from `as_of`.
         `incremental` writes only entities whose stored bytes changed."""
         moment = to_utc_naive(as_of) if as_of is not None else dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        all_online = [view for view in self.registry.views.values() if view.online]
-        selected = all_online
-        if isinstance(feature_views, str):
-            feature_views = [feature_views]  # one view's name, not its letters
-        if feature_views is not None:
-            by_name = {view.name: view for view in all_online}
-            unknown = [name for name in feature_views if name not in by_name]
-            if unknown:
-                raise UnknownFeatureError(
-                    f"no online feature view named {', '.join(map(repr, unknown))}; online feature views: {', '.join(by_name) or '(none)'}"
-                )
-            selected = [by_name[name] for name in dict.fromkeys(feature_views)]
+        selected = self._online_views(feature_views)
         exporter = Exporter(self._online_nodes(), self._keys, self.offline, self._timing, progress=progress)
         return exporter.materialize(selected, moment, incremental)
+
+    def _online_views(self, feature_views: Sequence[str] | str | None) -> list[FeatureView]:
+        """The named online views (default: all of them), each once."""
+        all_online = [view for view in self.registry.views.values() if view.online]
+        if isinstance(feature_views, str):
+            feature_views = [feature_views]  # one view's name, not its letters
+        if feature_views is None:
+            return all_online
+        by_name = {view.name: view for view in all_online}
+        unknown = [name for name in feature_views if name not in by_name]
+        if unknown:
+            raise UnknownFeatureError(
+                f"no online feature view named {', '.join(map(repr, unknown))}; online feature views: {', '.join(by_name) or '(none)'}"
+            )
+        return [by_name[name] for name in dict.fromkeys(feature_views)]
 
     def collect_garbage(self, grace_seconds: float | None = None) -> int:
         """Deletes snapshot versions replaced longer ago than the grace period (default
@@ -140,7 +153,46 @@ class FeatureStore:
         or (as in Feast) a dict of lists or a DataFrame, one column per key."""
         if self._online is None:
             self._online = OnlineClient(self._online_nodes(), self._keys, self.registry, self._timing)
-        return redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)
+        response = redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)
+        if self.serving_log_rate:
+            self._serving_log_writer().record(features, full_feature_names, response)
+        return response
+
+    def _serving_log_writer(self) -> ServingLogWriter:
+        if self._serving_log is None:
+            self._serving_log = ServingLogWriter(
+                self._online_nodes(), self._keys, self.registry, self.serving_log_rate, maxlen_from_env(), self.serving_log_source
+            )
+        return self._serving_log
+
+    def drain_serving_log(self) -> None:
+        """Sends the serving log's buffered entries to Redis now (a few reads' worth are
+        sent together; the HTTP server calls this on shutdown, other processes at exit)."""
+        if self._serving_log is not None:
+            self._serving_log.drain()
+
+    def flush_serving_log(self) -> FlushSummary:
+        """Moves the serving log from Redis into the warehouse table dbt reads as
+        source('feature_store', 'serving_log'); see serving.monitoring.serving_log."""
+        self.drain_serving_log()
+        flusher = ServingLogFlusher(self._online_nodes().client, self._keys, self.offline.engine, self.renderer, self.registry)
+        return redis_call(self.redis_url, flusher.flush)
+
+    def serving_skew(
+        self,
+        since: dt.datetime | str | None = None,
+        feature_views: Sequence[str] | str | None = None,
+        threshold: float | None = None,
+    ) -> SkewReport:
+        """Per feature: logged served values against the point-in-time join at the
+        snapshot's as_of and at the request time, with each mismatch's cause
+        (`featurestore skew`). Thresholds come from the project's no_serving_skew test;
+        `threshold` replaces its default."""
+        online = self._online_views(feature_views or None)
+        thresholds = self._skew_thresholds
+        if threshold is not None:
+            thresholds = Thresholds(fraction(threshold, "threshold", "a mismatch rate"), thresholds.per_feature)
+        return SkewChecker(self.offline, self.renderer).report(online, thresholds, since)
 
 
 def _timestamp_column(entity_df: pd.DataFrame) -> str:

@@ -6,6 +6,10 @@
         for batch in session.stream(sql):   # a query as Arrow record batches, bounded memory
             ...
 
+    with engine.write_session() as session:  # the same verbs, plus execute(sql), in one
+        session.execute(sql)                 # transaction committed on a clean exit
+                                             # (where the engine has transactions)
+
 Connection details come from the dbt profile (serving.dbt_target), read once. Only the
 engine modules import their client library (duckdb, psycopg, pyspark); every client
 error becomes an OfflineStoreError naming the warehouse.
@@ -41,11 +45,20 @@ class Session(Protocol):
         """Runs `sql`, yielding its rows in batches of at most `batch_rows`."""
 
 
+class WriteSession(Session, Protocol):
+    def execute(self, sql: str) -> None:
+        """Runs a statement (DDL, insert) that returns nothing."""
+
+
 class Engine(Protocol):
     name: str
 
     def session(self) -> AbstractContextManager[Session]:
         """A connection for one unit of work; temporary relations live as long as it."""
+
+    def write_session(self) -> AbstractContextManager[WriteSession]:
+        """A connection that may write (the serving log's table), committed when the block
+        ends without an error and rolled back otherwise."""
 
     def describe(self) -> str:
         """Where the warehouse is, for messages (no secrets)."""

@@ -11,6 +11,11 @@ Two kinds of keys, laid out so that one node and a Redis Cluster share every com
   sits in the same slot, so an incremental export can COPY an unchanged row from the
   old version to the new one on the node that holds both.
 
+- The serving log `<prefix>:log:{<prefix>:log}` (a stream, serving.monitoring.serving_log)
+  has a hash tag of its own: every read may append to it, so in a cluster it should not
+  add that load to the node that holds the control keys, and it is one key, so any slot
+  will do.
+
 The Lua read script builds row and metadata names from the parts returned here, so
 the layout is not restated there.
 """
@@ -68,6 +73,15 @@ class KeySpace:
     def index(self, view: str, version: int | str) -> str:
         """List of the entity keys a version holds, so it is deleted without a SCAN."""
         return f"{self._control}:index:{view}:{version}"
+
+    @property
+    def serving_log_tag(self) -> str:
+        return f"{self.prefix}:log"
+
+    @property
+    def serving_log(self) -> str:
+        """Stream: one entry per logged online read (serving.monitoring.serving_log)."""
+        return f"{self.serving_log_tag}:{{{self.serving_log_tag}}}"
 
     def row_head(self, view: str) -> bytes:
         """A row key is row_head + version + ROW_SEP + entity key + ROW_TAIL."""

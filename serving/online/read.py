@@ -114,6 +114,8 @@ class OnlineResponse:
     columns: dict[str, list[Any]]
     statuses: dict[str, list[str]] = field(default_factory=dict)
     event_timestamps: dict[str, list[dt.datetime | None]] = field(default_factory=dict)
+    # view -> (snapshot version, its as_of): what the serving log records.
+    snapshots: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def to_dict(self, include_metadata: bool = False) -> dict[str, list[Any]]:
         result = {name: list(values) for name, values in self.columns.items()}
@@ -164,6 +166,7 @@ class OnlineClient:
         self.timing = timing
         self._sha = hashlib.sha1(_READ_SCRIPT.encode()).hexdigest()
         self._decoders: dict[tuple[str, str], RowDecoder] = {}
+        self._as_of: dict[tuple[str, str], str] = {}  # (view, version) -> its snapshot's as_of (ISO, naive UTC)
         self._known: dict[str, str] = {}
         self._requests: dict[tuple[tuple[str, ...], bool], _Request] = {}
         self._header = [keys.current, keys.meta_head, ROW_SEP, ROW_TAIL]
@@ -383,6 +386,7 @@ class OnlineClient:
             )
         version, meta, blobs = reply
         decoder = self._decoder(view.name, version.decode(), meta)
+        response.snapshots[view.name] = (int(version), self._as_of[(view.name, version.decode())])
         positions = plan.positions.get((view.name, decoder))
         if positions is None:
             positions = plan.positions[(view.name, decoder)] = [decoder.layout.features.index(name) for name in names]
@@ -406,8 +410,10 @@ class OnlineClient:
                 meta = redis_call(self.url, self.nodes.client.get, self.keys.meta(view, version))
                 if meta is None:
                     raise OnlineStoreError(f"version {version} of feature view '{view}' has no metadata; materialize again")
-            decoder = RowDecoder(RowLayout.from_dict(msgpack.unpackb(meta)["layout"]))
+            saved = msgpack.unpackb(meta)
+            decoder = RowDecoder(RowLayout.from_dict(saved["layout"]))
             self._decoders[(view, version)] = decoder
+            self._as_of[(view, version)] = saved["as_of"]
         self._known[view] = version
         return decoder
 

@@ -1,0 +1,70 @@
+"""The serving log's Redis side: what a logged read appends, sampling, the bound. On one
+node and on a cluster (the stream has a hash tag of its own)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from serving.monitoring.serving_log import MAXLEN_ENV, decode
+from serving.store import FeatureStore
+
+AS_OF = dt.datetime(2026, 2, 10, 12)
+FEATURES = ["user_features:total_purchases", "user_purchase_windows:stddev_amount_30d", "user_features:avg_purchase_amount"]
+
+
+def logged_store(built_project: Path, redis_url: str, prefix: str, rate: float = 1.0) -> FeatureStore:
+    return FeatureStore(built_project, redis_url=redis_url, redis_prefix=prefix, serving_log_rate=rate)
+
+
+def test_reads_are_not_logged_by_default(store: FeatureStore, raw: redis.Redis) -> None:
+    store.materialize(as_of=AS_OF, feature_views=["user_features"], progress=False)
+    store.get_online_features(FEATURES[:1], [{"user_id": 1}])
+    assert raw.exists(store._keys.serving_log) == 0
+
+
+def test_one_entry_per_read_holds_what_was_served(built_project: Path, redis_url: str, prefix: str, raw: redis.Redis) -> None:
+    store = logged_store(built_project, redis_url, prefix)
+    summary = store.materialize(as_of=AS_OF, feature_views=["user_features", "user_purchase_windows"], progress=False)
+    versions = {view.view: view.version for view in summary.views}
+    users = [*range(1, 40), 10**9]
+    response = store.get_online_features(FEATURES, [{"user_id": user} for user in users])
+    store._serving_log.drain()
+    entries = raw.xrange(store._keys.serving_log, "-", "+")
+    assert len(entries) == 1
+    rows = decode(entries, lambda view: store.get_feature_view(view).entity, dt.datetime(2026, 3, 1)).to_pylist()
+    assert len(rows) == len(users) * len(FEATURES)
+    for row in rows:
+        position = row["row_index"]
+        assert json.loads(row["entity_key"]) == {"user_id": users[position]}
+        assert row["feature_ref"] == f"{row['feature_view']}:{row['feature']}"
+        assert row["status"] == response.statuses[row["feature"]][position]
+        assert row["value_number"] == response.columns[row["feature"]][position]
+        assert row["event_at"] == response.event_timestamps[row["feature"]][position]
+        assert (row["snapshot_version"], row["snapshot_as_of"], row["source"]) == (versions[row["feature_view"]], AS_OF, "python")
+    assert {row["status"] for row in rows} >= {"present", "missing"}
+
+
+def test_the_log_is_bounded(built_project: Path, redis_url: str, prefix: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MAXLEN_ENV, "10")
+    store = logged_store(built_project, redis_url, prefix)
+    store.materialize(as_of=AS_OF, feature_views=["user_features"], progress=False)
+    for _ in range(400):
+        store.get_online_features(FEATURES[:1], [{"user_id": 1}])
+    store._serving_log.drain()
+    # MAXLEN ~ trims whole stream nodes (100 entries by default), never below 10.
+    assert 10 <= raw.xlen(store._keys.serving_log) <= 110
+
+
+def test_a_sample_rate_logs_about_that_share(built_project: Path, redis_url: str, prefix: str, raw: redis.Redis) -> None:
+    store = logged_store(built_project, redis_url, prefix, rate=0.5)
+    store.materialize(as_of=AS_OF, feature_views=["user_features"], progress=False)
+    for _ in range(400):
+        store.get_online_features(FEATURES[:1], [{"user_id": 1}])
+    store._serving_log.drain()
+    # Binomial(400, 0.5): outside 140..260 with probability about 1e-9.
+    assert 140 <= raw.xlen(store._keys.serving_log) <= 260
