@@ -11,6 +11,7 @@ import pandas as pd
 import redis
 from redis.cluster import RedisCluster
 
+from serving.datasets import SavedDataset, SavedDatasets, Verification, check_name
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
 from serving.errors import EntityKeyError, UnknownFeatureError
@@ -53,6 +54,7 @@ class FeatureStore:
         self.renderer = Renderer(self.project_dir, manifest_hash, target)
         self.registry = Registry.from_manifest(manifest, self.renderer)
         self.offline = OfflineStore(self.renderer, self._open_engine)
+        self.datasets = SavedDatasets(self.offline, self.registry, self.renderer, manifest, manifest_hash)
 
     def _open_engine(self) -> Engine:
         return open_target_engine(self.project_dir, self.target)
@@ -69,14 +71,36 @@ class FeatureStore:
         features: Sequence[str] | str,
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
+        save_as: str | None = None,
     ) -> pd.DataFrame:
         """entity_df's rows, in order and with their columns, plus each feature as it was
         known at the row's timestamp (`event_timestamp`, or the only datetime column).
-        entity_df may also be a list of dicts, one per row; the result is a DataFrame."""
+        entity_df may also be a list of dicts, one per row; the result is a DataFrame.
+        `save_as` also stores the result and its lineage in the offline store under that
+        name (see get_saved_dataset, verify_saved_dataset)."""
+        if save_as is not None:
+            check_name(save_as)
         entity_df = entity_frame(entity_df)
         views = self.registry.resolve(features)
         column = timestamp_column or _timestamp_column(entity_df)
-        return self.offline.historical(entity_df, views, column, full_feature_names)
+        result = self.offline.historical(entity_df, views, column, full_feature_names)
+        if save_as is not None:
+            references = [features] if isinstance(features, str) else list(features)
+            self.datasets.save(save_as, entity_df, references, views, column, full_feature_names, result)
+        return result
+
+    def list_saved_datasets(self) -> list[SavedDataset]:
+        """Every saved training set (the latest save of each name), by name."""
+        return self.datasets.latest()
+
+    def get_saved_dataset(self, name: str) -> SavedDataset:
+        """A saved training set: `.lineage`, and its rows through `.to_df()`."""
+        return self.datasets.get(name)
+
+    def verify_saved_dataset(self, name: str) -> Verification:
+        """Computes a saved training set again and says whether it is equal, and if not why:
+        `status` is `equal`, `data_changed` or `definitions_changed`."""
+        return self.datasets.verify(name)
 
     @property
     def redis(self) -> redis.Redis | RedisCluster:

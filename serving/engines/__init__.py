@@ -6,6 +6,10 @@
         for batch in session.stream(sql):   # a query as Arrow record batches, bounded memory
             ...
 
+    with engine.write_session() as session:  # the same verbs, plus execute(sql), in one
+        session.execute(sql)                 # transaction committed on a clean exit
+                                             # (where the engine has transactions)
+
 Connection details come from the dbt profile (serving.dbt_target), read once. Only the
 engine modules import their client library (duckdb, psycopg, pyspark); every client
 error becomes an OfflineStoreError naming the warehouse.
@@ -22,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from serving.dbt_target import cache_path, load_target, recall, remember
-from serving.errors import OfflineStoreError
+from serving.errors import MissingRelationError, OfflineStoreError
 
 Frame = pd.DataFrame | pa.Table
 DEFAULT_BATCH_ROWS = 65_536
@@ -41,11 +45,20 @@ class Session(Protocol):
         """Runs `sql`, yielding its rows in batches of at most `batch_rows`."""
 
 
+class WriteSession(Session, Protocol):
+    def execute(self, sql: str) -> None:
+        """Runs a statement (DDL, insert) that returns nothing."""
+
+
 class Engine(Protocol):
     name: str
 
     def session(self) -> AbstractContextManager[Session]:
         """A connection for one unit of work; temporary relations live as long as it."""
+
+    def write_session(self) -> AbstractContextManager[WriteSession]:
+        """A connection that may write (the serving log's table), committed when the block
+        ends without an error and rolled back otherwise."""
 
     def describe(self) -> str:
         """Where the warehouse is, for messages (no secrets)."""
@@ -93,7 +106,7 @@ def first_line(error: BaseException) -> str:
 
 def not_built(error: BaseException, where: str) -> OfflineStoreError:
     """A relation the query names is missing from the warehouse."""
-    return OfflineStoreError(f"{first_line(error)} in {where}; has `dbt build` built every feature view there?")
+    return MissingRelationError(f"{first_line(error)} in {where}; has `dbt build` built every feature view there?")
 
 
 def column_not_built(error: BaseException, where: str) -> OfflineStoreError:

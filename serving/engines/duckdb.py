@@ -38,6 +38,10 @@ class DuckDBSession:
             reader = self._connection.sql(sql).to_arrow_reader(batch_rows)
             yield from reader
 
+    def execute(self, sql: str) -> None:
+        with _errors(self._where):
+            self._connection.execute(sql)
+
 
 class DuckDBEngine:
     name = name
@@ -51,19 +55,31 @@ class DuckDBEngine:
         return f"DuckDB file {self.path}"
 
     @contextmanager
-    def session(self) -> Iterator[DuckDBSession]:
+    def session(self, read_only: bool = True) -> Iterator[DuckDBSession]:
         if not self.path.exists():
             raise OfflineStoreError(f"no warehouse at {self.path}; run `dbt build` first")
         try:
-            connection = duckdb.connect(str(self.path), read_only=True)
+            connection = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as error:
-            raise OfflineStoreError(f"cannot open the warehouse {self.path} read-only: {error}") from error
+            mode = "read-only" if read_only else "for writing (is `dbt build` running?)"
+            raise OfflineStoreError(f"cannot open the warehouse {self.path} {mode}: {error}") from error
         try:
             for key, value in self.settings.items():
                 connection.execute(f"set {key} = '{str(value)}'")
             yield DuckDBSession(connection, self.describe())
         finally:
             connection.close()
+
+    @contextmanager
+    def write_session(self) -> Iterator[DuckDBSession]:
+        with self.session(read_only=False) as session:
+            session.execute("begin transaction")
+            try:
+                yield session
+            except BaseException:
+                session.execute("rollback")
+                raise
+            session.execute("commit")
 
 
 @contextmanager

@@ -74,6 +74,14 @@ class PostgresSession:
             cursor.execute(sql)
             return _table(cursor.description, cursor.fetchall())
 
+    def execute(self, sql: str) -> None:
+        with _errors(self._where), self._connection.cursor() as cursor:
+            cursor.execute(sql)
+
+    def commit(self) -> None:
+        with _errors(self._where):
+            self._connection.commit()
+
     def stream(self, sql: str, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         # A server-side cursor: the server keeps the result, the client holds one batch.
         with _errors(self._where), self._connection.cursor(name="feature_store_stream") as cursor:
@@ -112,6 +120,13 @@ class PostgresEngine:
             yield PostgresSession(connection, self.describe())
         finally:
             connection.close()
+
+    @contextmanager
+    def write_session(self) -> Iterator[PostgresSession]:
+        # psycopg opens a transaction at the first statement; closing without a commit rolls it back.
+        with self.session() as session:
+            yield session
+            session.commit()
 
 
 @contextmanager

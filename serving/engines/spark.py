@@ -62,6 +62,10 @@ class SparkSessionWrapper:
             if held:
                 yield from pa.Table.from_batches(pending, schema).combine_chunks().to_batches()
 
+    def execute(self, sql: str) -> None:
+        with _errors(self._where):
+            self._spark.sql(sql)
+
     def close(self) -> None:
         for view in self._views:
             self._spark.catalog.dropTempView(view)
@@ -135,6 +139,14 @@ class SparkEngine:
             yield wrapper
         finally:
             wrapper.close()
+
+    @contextmanager
+    def write_session(self) -> Iterator[SparkSessionWrapper]:
+        """Spark has no transactions: each statement commits its files on its own, so
+        writers must make a repeated statement harmless (the serving log inserts only
+        request ids it does not hold yet)."""
+        with self.session() as wrapper:
+            yield wrapper
 
 
 @contextmanager
