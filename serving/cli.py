@@ -347,6 +347,33 @@ def dataset_verify(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("reference")
+@click.argument("current")
+@click.option("--feature", "features", multiple=True, help="Compare only this feature reference (repeatable; default: all in both).")
+@click.option("--bins", default=10, show_default=True, type=click.IntRange(2, 100), help="PSI bins (the reference's quantiles).")
+@click.option("--html", "html_path", default="drift.html", show_default=True, type=click.Path(dir_okay=False, path_type=Path), help="Where to write the page of histograms.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--fail-above", type=float, help="Exit 4 when some feature's PSI is above this (e.g. 0.25).")
+@click.pass_context
+@_fail_cleanly
+def drift(
+    ctx: click.Context, reference: str, current: str, features: tuple[str, ...], bins: int, html_path: Path, as_json: bool, fail_above: float | None
+) -> None:
+    """Compare two samples of the features: null rate, mean, quantiles and PSI per feature,
+    printed and drawn as histograms in an HTML page (--html).
+
+    REFERENCE and CURRENT are each dataset:NAME (a saved training set), log (the whole
+    serving log) or log:SINCE..UNTIL (its reads in that range; ISO 8601, either may be empty)."""
+    from serving.monitoring.drift_page import write_html
+
+    report = _store(ctx).feature_drift(reference, current, features=list(features) or None, bins=bins)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.to_text())
+    click.echo(f"wrote {write_html(report, html_path)}", err=True)
+    if fail_above is not None and any(f.psi is not None and f.psi > fail_above for f in report.features):
+        sys.exit(4)
+
+
+@main.command()
 @click.option("--users", default=2000, show_default=True, help="Sample users to generate.")
 @click.pass_context
 @_fail_cleanly

@@ -14,6 +14,8 @@ from redis.cluster import RedisCluster
 from serving.datasets import SavedDataset, SavedDatasets, Verification, check_name
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
+from serving.monitoring.drift import DriftReport
+from serving.monitoring.drift_sources import DriftSources, compare
 from serving.errors import EntityKeyError, UnknownFeatureError
 from serving.offline import OfflineStore, to_utc_naive
 from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
@@ -101,6 +103,15 @@ class FeatureStore:
         """Computes a saved training set again and says whether it is equal, and if not why:
         `status` is `equal`, `data_changed` or `definitions_changed`."""
         return self.datasets.verify(name)
+
+    def feature_drift(
+        self, reference: Any, current: Any, features: Sequence[str] | None = None, bins: int = 10
+    ) -> DriftReport:
+        """Per feature in both samples: null rate, mean, quantiles and PSI (see
+        serving.monitoring.drift). A sample is "dataset:NAME" (a saved training set), "log"
+        or "log:SINCE..UNTIL" (the serving log), or a DataFrame with feature-reference
+        columns. `report.to_text()`, and serving.monitoring.drift_page.write_html(report, path)."""
+        return compare(DriftSources(self.offline, self.renderer, self.datasets), reference, current, features, bins)
 
     @property
     def redis(self) -> redis.Redis | RedisCluster:

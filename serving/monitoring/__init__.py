@@ -1,0 +1,1 @@
+"""Monitoring what is served: the serving log and training/serving skew."""
