@@ -185,6 +185,8 @@ class SavedDatasets:
         result: pd.DataFrame,
     ) -> SavedDataset:
         check_name(name)
+        if ROW_COLUMN in result.columns:
+            raise InputError(f"entity_df has a column named {ROW_COLUMN}, which a saved dataset keeps its row order in; rename it")
         created = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         table_name = f"{name}__v{created:%Y%m%d%H%M%S%f}"
         rows = _arrow(result, "the training set")
@@ -234,7 +236,7 @@ class SavedDatasets:
         return _sha256(self.offline.historical_sql(views, timestamp_column, full_feature_names))
 
     def _view_lineage(self, view: FeatureView) -> dict[str, Any]:
-        node = self._node(view.name)
+        node = self._node(view)
         compiled = (node or {}).get("compiled_code")
         summary = self._data_summary(view)
         return {
@@ -246,14 +248,16 @@ class SavedDatasets:
             **summary,
         }
 
-    def _node(self, view_name: str) -> dict[str, Any] | None:
-        models = [
-            node for node in self.manifest.get("nodes", {}).values()
-            if node.get("resource_type") == "model" and node.get("name") == view_name
-        ]
-        # With dbt model versions, several nodes share a name: the latest is the one served.
-        models.sort(key=lambda node: str(node.get("version") or ""))
-        return models[-1] if models else None
+    def _node(self, view: FeatureView) -> dict[str, Any] | None:
+        """The manifest node the view reads: the one whose relation is the view's (with dbt
+        model versions, several nodes share a name, and each version has its own relation)."""
+        for node in self.manifest.get("nodes", {}).values():
+            if node.get("resource_type") != "model" or node.get("name") != view.name:
+                continue
+            database = (node.get("config") or {}).get("database")
+            if self.renderer.relation(database, node["schema"], node.get("alias") or node["name"]) == view.relation:
+                return node
+        return None
 
     def _data_summary(self, view: FeatureView) -> dict[str, Any]:
         sql = self.renderer.call("view_data_summary_sql", view.spec)
@@ -283,7 +287,7 @@ class SavedDatasets:
     def get(self, name: str) -> SavedDataset:
         saved = {dataset.name: dataset for dataset in self.latest()}
         if name not in saved:
-            valid = ", ".join(saved) or "(none yet: save one with get_historical_features(..., save_as=NAME))"
+            valid = ", ".join(saved) or "(none yet: get_historical_features(..., save_as=NAME) or `featurestore historical --save-as NAME` saves one)"
             raise DatasetError(f"no saved dataset named {name!r} in schema {self.schema}; saved datasets: {valid}")
         return saved[name]
 
@@ -323,7 +327,10 @@ class SavedDatasets:
         if definitions_changed:
             reasons.append(f"definition changed since the save: {', '.join(definitions_changed)} (its SQL, config, columns or upstream)")
         if retrieval_changed:
-            reasons.append("the point-in-time join SQL rendered for this set changed (the feature_store macros changed)")
+            reasons.append(
+                "the point-in-time join SQL rendered for this set changed (a view's TTL, keys or timestamp columns, "
+                "or the feature_store macros)"
+            )
         for change in changes:
             if change.data_changed:
                 reasons.append(

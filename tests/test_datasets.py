@@ -28,8 +28,10 @@ def featurestore(project_dir: Path, *args: str) -> subprocess.CompletedProcess[s
 
 
 def copy_of(project: Path, destination: Path) -> Path:
-    # Without the render caches: they remember the original's warehouse path.
-    shutil.copytree(project, destination, ignore=shutil.ignore_patterns("feature_store_render"))
+    # The render caches come along (same manifest, same settings), but not the engine's
+    # remembered connection: it names the original's warehouse file.
+    shutil.copytree(project, destination, ignore=shutil.ignore_patterns("engine-*.json"))
+    assert not list(destination.rglob("engine-*.json"))
     return destination
 
 
@@ -150,6 +152,30 @@ def test_a_changed_ttl_is_definitions_changed(project):
     assert "definition changed since the save: user_features" in str(verification)
 
 
+def test_a_definition_edit_that_leaves_the_rows_alone_verifies_equal_and_is_listed(project):
+    model = project / "models" / "features" / "user_features.sql"
+    model.write_text(model.read_text() + "\n-- a comment: the model's SQL text changed, its rows did not\n")
+
+    verification = FeatureStore(project).verify_saved_dataset("churn")
+
+    assert verification.status == "equal"
+    assert [view.name for view in verification.views if view.definition_changed] == ["user_features"]
+    assert "do not alter this set's rows" in str(verification)
+
+
+def test_a_feature_gone_from_its_view_is_definitions_changed(project):
+    features_yml = project / "models" / "features" / "features.yml"
+    features_yml.write_text(features_yml.read_text().replace("name: total_purchases", "name: purchases_total", 1))
+
+    verification = FeatureStore(project).verify_saved_dataset("churn")
+
+    assert verification.status == "definitions_changed"
+    assert verification.reasons == [
+        "a feature is gone: feature 'total_purchases' is not in feature view 'user_features'; its features: "
+        "purchases_total, avg_purchase_amount, days_since_last_purchase"
+    ]
+
+
 def test_saving_a_name_again_replaces_the_set_and_drops_its_old_table(project):
     store = FeatureStore(project)
     first = store.get_saved_dataset("churn")
@@ -202,21 +228,17 @@ def test_the_command_line_saves_lists_shows_and_verifies(project, tmp_path):
     assert json.loads(verified.stdout)["status"] == "equal"
 
 
-def test_the_command_line_exit_code_tells_data_from_definitions(project):
+def test_the_command_line_exits_4_when_the_data_changed(project):
+    # Exit 5 (definitions changed) comes from the same Verification.exit_code, checked above.
     store = FeatureStore(project)
     with warehouse(project) as connection:
         connection.execute(f"update {store.get_feature_view('user_purchase_windows').relation} set spend_7d = spend_7d + 1")
 
-    data_changed = featurestore(project, "dataset", "verify", "churn")
-    features_yml = project / "models" / "features" / "features.yml"
-    features_yml.write_text(features_yml.read_text().replace("ttl: 1 day", "ttl: 1 hour", 1))
-    definitions_changed = featurestore(project, "dataset", "verify", "churn")
+    result = featurestore(project, "dataset", "verify", "churn")
 
-    assert data_changed.returncode == DATA_CHANGED_EXIT, data_changed.stderr
-    assert data_changed.stdout.startswith("dataset churn: DIFFERS, data changed")
-    assert "spend_7d:" in data_changed.stdout
-    assert definitions_changed.returncode == DEFINITIONS_CHANGED_EXIT, definitions_changed.stderr
-    assert definitions_changed.stdout.startswith("dataset churn: DIFFERS, definitions changed")
+    assert result.returncode == DATA_CHANGED_EXIT, result.stderr
+    assert result.stdout.startswith("dataset churn: DIFFERS, data changed")
+    assert "spend_7d:" in result.stdout
 
 
 def test_the_command_line_refuses_an_unknown_dataset_in_one_line(saved_project):

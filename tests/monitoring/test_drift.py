@@ -107,7 +107,7 @@ def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """A copy of the built project with two saved sets, `early` and `late` (the spine's
     first and last 150 rows by time), and a serving log table of six reads."""
     project = shutil.copytree(
-        built_project, tmp_path_factory.mktemp("drift") / "project", ignore=shutil.ignore_patterns("feature_store_render")
+        built_project, tmp_path_factory.mktemp("drift") / "project", ignore=shutil.ignore_patterns("engine-*.json")
     )
     spine = pd.read_parquet(project / "data" / "sample" / "label_spine.parquet")
     spine = spine.rename(columns={"prediction_time": "event_timestamp"}).sort_values("event_timestamp", kind="stable")
