@@ -276,7 +276,9 @@ class SavedDatasets:
                 rows = session.query(f"select name, created_at, table_name, lineage from {relation}").to_pylist()
         except MissingRelationError:
             return []
-        saved = [SavedDataset(r["name"], r["created_at"], r["table_name"], json.loads(r["lineage"]), self) for r in rows]
+        saved = [
+            SavedDataset(r["name"], _naive_utc(r["created_at"]), r["table_name"], json.loads(r["lineage"]), self) for r in rows
+        ]
         return sorted(saved, key=lambda s: s.created_at)
 
     def latest(self) -> list[SavedDataset]:
@@ -365,6 +367,11 @@ class SavedDatasets:
             saved.get("latest_event_time"),
             now["latest_event_time"],
         )
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    # Spark hands a naive timestamp column back zoned (UTC); the others as written.
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _pair_views(views: Sequence[tuple[FeatureView, list[str]]], lineage: dict[str, Any]) -> list[tuple[FeatureView, Any]]:
