@@ -236,7 +236,8 @@ def get(ctx: click.Context, features: tuple[str, ...], entities: tuple[str, ...]
 @main.command()
 @click.option("--entities", "entities_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Parquet or CSV: entity keys and a timestamp.")
 @click.option("--features", "features", multiple=True, required=True, help="view:feature (repeatable, or comma-separated).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv.")
+@click.option("--save-as", help="Also save the result and its lineage in the offline store under this name (see `dataset`).")
 @click.option("--timestamp-column", help="Timestamp column of the entities file (default: event_timestamp).")
 @click.option("--timestamp-format", help="strftime layout of text timestamps, e.g. '%d/%m/%Y %H:%M' (default: ISO 8601 only).")
 @click.option("--timestamp-unit", type=click.Choice(EPOCH_UNITS), help="Timestamps are epoch numbers in this unit.")
@@ -247,23 +248,34 @@ def historical(
     ctx: click.Context,
     entities_path: Path,
     features: tuple[str, ...],
-    out_path: Path,
+    out_path: Path | None,
+    save_as: str | None,
     timestamp_column: str | None,
     timestamp_format: str | None,
     timestamp_unit: str | None,
     full_feature_names: bool,
 ) -> None:
-    """Point-in-time correct training data for the rows of an entities file.
+    """Point-in-time correct training data for the rows of an entities file, written to
+    --out, saved in the offline store with --save-as, or both.
 
     Text timestamps (CSV) are ISO 8601 (no offset means UTC) unless --timestamp-format or
     --timestamp-unit says otherwise; integer keys must be written as integers."""
-    _check_out(out_path)
+    if out_path is None and save_as is None:
+        raise click.UsageError("give --out FILE, --save-as NAME, or both")
+    if out_path is not None:
+        _check_out(out_path)
     store = _store(ctx)
     references = [part for item in features for part in item.split(",") if part]
     key_types = Registry.key_types(view for view, _ in store.registry.resolve(references))
     column = timestamp_column or "event_timestamp"
     entity_df = read_entities(entities_path, key_types, column, timestamp_format, timestamp_unit)
-    result = store.get_historical_features(entity_df, references, full_feature_names=full_feature_names, timestamp_column=column)
+    result = store.get_historical_features(
+        entity_df, references, full_feature_names=full_feature_names, timestamp_column=column, save_as=save_as
+    )
+    if save_as is not None:
+        click.echo(f"saved {len(result)} rows x {len(result.columns)} columns as dataset {save_as}")
+    if out_path is None:
+        return
     # Written beside the target, then renamed: a failed run leaves no half-written file.
     partial = out_path.with_name(out_path.name + ".partial")
     try:
@@ -288,6 +300,79 @@ def _check_out(path: Path) -> None:
             if not folder.is_dir():
                 raise InputError(f"--out {path}: {folder} is a file, not a folder; choose an output path in a folder")
             return
+
+
+@main.group()
+def dataset() -> None:
+    """Saved training sets (historical --save-as NAME): list, show, verify."""
+
+
+@dataset.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@_fail_cleanly
+def dataset_list(ctx: click.Context, as_json: bool) -> None:
+    """List saved training sets: name, creation time, rows, features."""
+    saved = _store(ctx).list_saved_datasets()
+    if as_json:
+        click.echo(json.dumps([s.lineage for s in saved], indent=2))
+        return
+    if not saved:
+        click.echo("no saved datasets (save one with `featurestore historical ... --save-as NAME`)")
+    for item in saved:
+        click.echo(f"{item.name}  {item.created_at.isoformat(timespec='seconds')}Z  {item.rows} rows  {', '.join(item.features)}")
+
+
+@dataset.command("show")
+@click.argument("name")
+@click.pass_context
+@_fail_cleanly
+def dataset_show(ctx: click.Context, name: str) -> None:
+    """Print the lineage record of saved training set NAME (JSON)."""
+    click.echo(json.dumps(_store(ctx).get_saved_dataset(name).lineage, indent=2, sort_keys=True))
+
+
+@dataset.command("verify")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+@_fail_cleanly
+def dataset_verify(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Compute saved training set NAME again and say whether it is equal, and if not why.
+
+    Exit codes: 0 equal; 4 data changed (same definitions, different rows); 5 definitions
+    changed (a feature view's SQL, config or upstream, or the join macros); 1 an error,
+    such as an unknown NAME."""
+    verification = _store(ctx).verify_saved_dataset(name)
+    click.echo(json.dumps(verification.to_dict(), indent=2) if as_json else str(verification))
+    sys.exit(verification.exit_code)
+
+
+@main.command()
+@click.argument("reference")
+@click.argument("current")
+@click.option("--feature", "features", multiple=True, help="Compare only this feature reference (repeatable; default: all in both).")
+@click.option("--bins", default=10, show_default=True, type=click.IntRange(2, 100), help="PSI bins (the reference's quantiles).")
+@click.option("--html", "html_path", default="drift.html", show_default=True, type=click.Path(dir_okay=False, path_type=Path), help="Where to write the page of histograms.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--fail-above", type=float, help="Exit 4 when some feature's PSI is above this (e.g. 0.25).")
+@click.pass_context
+@_fail_cleanly
+def drift(
+    ctx: click.Context, reference: str, current: str, features: tuple[str, ...], bins: int, html_path: Path, as_json: bool, fail_above: float | None
+) -> None:
+    """Compare two samples of the features: null rate, mean, quantiles and PSI per feature,
+    printed and drawn as histograms in an HTML page (--html).
+
+    REFERENCE and CURRENT are each dataset:NAME (a saved training set), log (the whole
+    serving log) or log:SINCE..UNTIL (its reads in that range; ISO 8601, either may be empty)."""
+    from serving.monitoring.drift_page import write_html
+
+    report = _store(ctx).feature_drift(reference, current, features=list(features) or None, bins=bins)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.to_text())
+    click.echo(f"wrote {write_html(report, html_path)}", err=True)
+    if fail_above is not None and any(f.psi is not None and f.psi > fail_above for f in report.features):
+        sys.exit(4)
 
 
 @main.command()

@@ -38,3 +38,11 @@ class OnlineStoreError(FeatureStoreError):
 
 class OfflineStoreError(FeatureStoreError):
     """The DuckDB warehouse is missing, locked or lacks a feature table."""
+
+
+class MissingRelationError(OfflineStoreError):
+    """A table or view the query names does not exist in the warehouse."""
+
+
+class DatasetError(FeatureStoreError):
+    """A saved training set is unknown, badly named, or its stored rows no longer match its lineage."""

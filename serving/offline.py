@@ -81,15 +81,7 @@ class OfflineStore:
         check_outputs([name for names in outputs for name in names], list(entity_df.columns))
         needed = list(dict.fromkeys([*key_types, timestamp_column]))
         spine = pa.Table.from_pandas(entity_df[needed], preserve_index=False)
-        sql = self.renderer.call(
-            "point_in_time_join_sql",
-            ENTITY_PLACEHOLDER,
-            timestamp_column,
-            [view.spec_for(features) for view, features in views],
-            full_feature_names,
-            False,
-            [timestamp_column],
-        )
+        sql = self.historical_sql(views, timestamp_column, full_feature_names)
         with self.engine.session() as session:
             relation = session.upload(spine, ENTITY_TABLE)
             joined = session.query(sql.replace(ENTITY_PLACEHOLDER, relation))
@@ -101,6 +93,20 @@ class OfflineStore:
         for column in features.columns:
             result[column] = features[column].array
         return result
+
+    def historical_sql(
+        self, views: Sequence[tuple[FeatureView, list[str]]], timestamp_column: str, full_feature_names: bool
+    ) -> str:
+        """The point-in-time join SQL, with ENTITY_PLACEHOLDER where the entity relation goes."""
+        return self.renderer.call(
+            "point_in_time_join_sql",
+            ENTITY_PLACEHOLDER,
+            timestamp_column,
+            [view.spec_for(features) for view, features in views],
+            full_feature_names,
+            False,
+            [timestamp_column],
+        )
 
     def snapshot_sql(self, view: FeatureView, as_of: dt.datetime, feature_names: list[str] | None = None) -> str:
         """The SQL of `view`'s snapshot at `as_of`: what Redis should hold (see snapshot_sql)."""

@@ -11,9 +11,12 @@ import pandas as pd
 import redis
 from redis.cluster import RedisCluster
 
+from serving.datasets import SavedDataset, SavedDatasets, Verification, check_name
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
 from serving.errors import EntityKeyError, UnknownFeatureError
+from serving.monitoring.drift import DriftReport
+from serving.monitoring.drift_sources import DriftSources, compare
 from serving.monitoring.serving_log import FlushSummary, ServingLogFlusher, ServingLogWriter, fraction, maxlen_from_env, rate_from
 from serving.monitoring.skew import SkewChecker, SkewReport, Thresholds
 from serving.offline import OfflineStore, to_utc_naive
@@ -62,6 +65,7 @@ class FeatureStore:
         self.serving_log_source = "python"  # the HTTP server says "http"
         self._serving_log: ServingLogWriter | None = None
         self._skew_thresholds = Thresholds.from_manifest(manifest)
+        self.datasets = SavedDatasets(self.offline, self.registry, self.renderer, manifest, manifest_hash)
 
     def _open_engine(self) -> Engine:
         return open_target_engine(self.project_dir, self.target)
@@ -78,14 +82,45 @@ class FeatureStore:
         features: Sequence[str] | str,
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
+        save_as: str | None = None,
     ) -> pd.DataFrame:
         """entity_df's rows, in order and with their columns, plus each feature as it was
         known at the row's timestamp (`event_timestamp`, or the only datetime column).
-        entity_df may also be a list of dicts, one per row; the result is a DataFrame."""
+        entity_df may also be a list of dicts, one per row; the result is a DataFrame.
+        `save_as` also stores the result and its lineage in the offline store under that
+        name (see get_saved_dataset, verify_saved_dataset)."""
+        if save_as is not None:
+            check_name(save_as)
         entity_df = entity_frame(entity_df)
         views = self.registry.resolve(features)
         column = timestamp_column or _timestamp_column(entity_df)
-        return self.offline.historical(entity_df, views, column, full_feature_names)
+        result = self.offline.historical(entity_df, views, column, full_feature_names)
+        if save_as is not None:
+            references = [features] if isinstance(features, str) else list(features)
+            self.datasets.save(save_as, entity_df, references, views, column, full_feature_names, result)
+        return result
+
+    def list_saved_datasets(self) -> list[SavedDataset]:
+        """Every saved training set (the latest save of each name), by name."""
+        return self.datasets.latest()
+
+    def get_saved_dataset(self, name: str) -> SavedDataset:
+        """A saved training set: `.lineage`, and its rows through `.to_df()`."""
+        return self.datasets.get(name)
+
+    def verify_saved_dataset(self, name: str) -> Verification:
+        """Computes a saved training set again and says whether it is equal, and if not why:
+        `status` is `equal`, `data_changed` or `definitions_changed`."""
+        return self.datasets.verify(name)
+
+    def feature_drift(
+        self, reference: Any, current: Any, features: Sequence[str] | None = None, bins: int = 10
+    ) -> DriftReport:
+        """Per feature in both samples: null rate, mean, quantiles and PSI (see
+        serving.monitoring.drift). A sample is "dataset:NAME" (a saved training set), "log"
+        or "log:SINCE..UNTIL" (the serving log), or a DataFrame with feature-reference
+        columns. `report.to_text()`, and serving.monitoring.drift_page.write_html(report, path)."""
+        return compare(DriftSources(self.offline, self.renderer, self.datasets), reference, current, features, bins)
 
     @property
     def redis(self) -> redis.Redis | RedisCluster:

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from serving.dbt_target import cache_path, load_target, recall, remember
-from serving.errors import OfflineStoreError
+from serving.errors import MissingRelationError, OfflineStoreError
 
 Frame = pd.DataFrame | pa.Table
 DEFAULT_BATCH_ROWS = 65_536
@@ -106,7 +106,7 @@ def first_line(error: BaseException) -> str:
 
 def not_built(error: BaseException, where: str) -> OfflineStoreError:
     """A relation the query names is missing from the warehouse."""
-    return OfflineStoreError(f"{first_line(error)} in {where}; has `dbt build` built every feature view there?")
+    return MissingRelationError(f"{first_line(error)} in {where}; has `dbt build` built every feature view there?")
 
 
 def column_not_built(error: BaseException, where: str) -> OfflineStoreError:

@@ -111,3 +111,17 @@ def test_postgres_historical_features_equal_duckdb(postgres_served: Served, duck
 @pytest.mark.parametrize("view", ONLINE_VIEWS)
 def test_postgres_online_values_equal_duckdb(view: str, postgres_served: Served, duckdb_served: tuple[ParityInputs, Served]) -> None:
     assert_online_equal(duckdb_served[1], postgres_served, view, POSTGRES_TOLERANCES)
+
+
+def test_a_saved_training_set_reads_back_and_verifies_equal_on_postgres(
+    postgres_project: Path, duckdb_served: tuple[ParityInputs, Served]
+) -> None:
+    from serving.datasets import table_hash
+
+    inputs, _ = duckdb_served
+    store = serving_store(postgres_project, "postgres")
+    returned = store.get_historical_features(inputs.spine, inputs.features, full_feature_names=True, save_as="pg_parity")
+
+    assert table_hash(store.get_saved_dataset("pg_parity").to_df()) == table_hash(returned)
+    verification = store.verify_saved_dataset("pg_parity")
+    assert (verification.status, verification.rows) == ("equal", len(inputs.spine))
