@@ -342,7 +342,7 @@ def test_full_feature_names_prefix_the_view_and_avoid_collisions(engine: Engine)
     ]
 
 
-@on_engines()
+@on_engines(spark=False)
 def test_without_spine_columns_every_spine_column_comes_back(engine: Engine) -> None:
     actual = one_view(engine, [feature_row(START, f_int=1)], spine_rows(START), spine_columns=None)
     assert {"id": 0, "user_id": 1, "shop": "1", "at": START, "f_int": 1}.items() <= actual[0].items()
