@@ -96,8 +96,8 @@ def postgres_engine(macros: Renderer) -> Iterator[Engine]:
         connection.close()
 
 
-# Spark has no nanosecond timestamps; `timestamp` is naive UTC (TIMESTAMP_NTZ, as Spark 4
-# reads naive Parquet and pandas timestamps), `timestamptz` an instant (TIMESTAMP).
+# Spark has no nanosecond timestamps; `timestamp` is naive UTC (TIMESTAMP_NTZ, as Spark
+# reads naive Parquet timestamps), `timestamptz` an instant (TIMESTAMP).
 _SPARK_ARROW = {
     "bigint": pa.int64(), "double": pa.float64(), "varchar": pa.string(), "boolean": pa.bool_(),
     "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
@@ -121,7 +121,12 @@ def spark_engine(spark: Any, macros: Renderer) -> Iterator[Engine]:
         table = pa.table({
             column: pa.array([value(kind, row.get(column)) for row in rows], type=_SPARK_ARROW[kind]) for column, kind in columns.items()
         })
-        spark.createDataFrame(table).createOrReplaceTempView(name)
+        frame = spark.createDataFrame(table)
+        # From Arrow, Spark reads a naive timestamp as TIMESTAMP (an instant, in the session's
+        # time zone, UTC) unless spark.sql.timestampType says otherwise: made naive again.
+        naive = [column for column, kind in columns.items() if kind == "timestamp"]
+        frame = frame.withColumns({column: frame[column].cast("timestamp_ntz") for column in naive})
+        frame.createOrReplaceTempView(name)
         views.add(name)
         return _backtick(name)
 
