@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from project_copies import copy_project, dbt, generate_sample_data
+from spark_session import spark  # noqa: F401 - the run's one SparkSession, for every Spark test
 
 
 @pytest.fixture(scope="session")
@@ -34,4 +35,15 @@ def postgres_parsed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("dbt.adapters.postgres")
     project_dir = copy_project(tmp_path_factory.mktemp("parsed_pg") / "project")
     dbt(project_dir, "parse", "--target", "postgres")
+    return project_dir
+
+
+@pytest.fixture(scope="session")
+def spark_parsed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project parsed for its `spark` target (needs dbt-spark and pyspark,
+    which its session method checks for while parsing; no JVM starts)."""
+    pytest.importorskip("dbt.adapters.spark")
+    pytest.importorskip("pyspark")
+    project_dir = copy_project(tmp_path_factory.mktemp("parsed_spark") / "project")
+    dbt(project_dir, "parse", "--target", "spark")
     return project_dir

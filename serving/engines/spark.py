@@ -32,8 +32,9 @@ class SparkSessionWrapper:
 
     def upload(self, frame: Frame, name: str) -> str:
         # Temporary views are shared by every user of one SparkSession: a unique name
-        # keeps concurrent calls apart. Spark 4 takes the Arrow table as is (types kept:
-        # zoned timestamps as TIMESTAMP, naive ones as TIMESTAMP_NTZ).
+        # keeps concurrent calls apart. Spark 4 takes the Arrow table as is; a timestamp,
+        # zoned or naive, becomes TIMESTAMP (naive ones read in the session's time zone,
+        # UTC: the same instant) unless spark.sql.timestampType is TIMESTAMP_NTZ.
         unique = f"{name}_{uuid.uuid4().hex[:12]}"
         with _errors(self._where):
             self._spark.createDataFrame(as_arrow(frame)).createOrReplaceTempView(unique)

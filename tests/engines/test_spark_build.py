@@ -4,10 +4,10 @@ unit test, and its tables equal DuckDB's build of the same data, value for value
 Then `FeatureStore(target="spark")` serves that build: get_historical_features on the
 label spine and materialize + get_online_features equal the DuckDB build's, value for value.
 
-Spark runs inside this process (the profile's `method: session`, local[*], warehouse and
-Derby metastore under the copy's target/spark), so the JVM starts once: dbt builds, the
-tables are read through the same session, the FeatureStore's engine reuses that session,
-and the JVM is stopped before any assertion.
+Spark runs inside this process: the run's one SparkSession (`spark`, tests/spark_session.py,
+started from the profile's `spark` target, as the macro tests on Spark use it), which
+dbt-spark's `method: session` finds and builds in; the tables are read through the same
+session and the FeatureStore's engine reuses it. The JVM stops when the test run ends.
 Skipped only when there is no `java` on PATH (.ci/run requires one)."""
 
 from __future__ import annotations
@@ -40,35 +40,14 @@ pytest.importorskip("pyspark")
 pytest.importorskip("dbt.adapters.spark")
 
 
-def stop_spark() -> int | None:
-    """Stops the Spark session and its JVM; returns the JVM's exit code (None: none ran)."""
-    from pyspark import SparkContext
-
-    if SparkContext._active_spark_context is not None:
-        SparkContext._active_spark_context.stop()
-    gateway = SparkContext._gateway
-    if gateway is None:
-        return None
-    gateway.shutdown()
-    # The JVM exits when its stdin closes (pyspark's launcher protocol).
-    gateway.proc.stdin.close()
-    code = gateway.proc.wait(timeout=120)
-    SparkContext._gateway = None
-    SparkContext._jvm = None
-    return code
-
-
 @pytest.fixture(scope="module")
 def spark_build(
-    built_project: Path, duckdb_served: tuple[ParityInputs, Served], tmp_path_factory: pytest.TempPathFactory
+    built_project: Path, duckdb_served: tuple[ParityInputs, Served], tmp_path_factory: pytest.TempPathFactory, spark: Any
 ) -> dict[str, Any]:
-    """Builds a copy of the project (the DuckDB build's raw files) on Spark, reads every
-    compared table, asks a FeatureStore on the spark target what DuckDB's was asked, stops
-    the JVM."""
-    if shutil.which("java") is None:
-        pytest.skip("no java on PATH: Spark needs Java 17")
+    """Builds a copy of the project (the DuckDB build's raw files) on the run's Spark
+    session, reads every compared table, asks a FeatureStore on the spark target what
+    DuckDB's was asked."""
     from dbt.cli.main import dbtRunner
-    from pyspark.sql import SparkSession
 
     project_dir = copy_project(tmp_path_factory.mktemp("spark") / "project")
     shutil.copytree(built_project / "data", project_dir / "data")
@@ -81,38 +60,26 @@ def spark_build(
     streamed: list[list[int]] = []
     same_session = False
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEATURE_STORE_SPARK_DIR", str(project_dir / "target" / "spark"))
         patch.chdir(project_dir)
-        try:
-            result = dbtRunner().invoke(arguments)
-            if result.exception is not None:
-                raise AssertionError(f"dbt build --target spark failed: {result.exception}")
-            spark = SparkSession.builder.getOrCreate()
-            for name in (*SPINE_ORDERED, *KEY_ORDERED):
-                table = spark.sql(f"select * from feature_store.`{name}`").toArrow()
-                rows = list(zip(*(column.to_pylist() for column in table.columns)))
-                tables[name] = ordered_rows(name, table.column_names, rows)
-            started = time.perf_counter()
-            store = serving_store(project_dir, "spark")
-            try:
-                served: Served | Exception = serve(store, duckdb_served[0])
-                with store.offline.engine.session() as session:
-                    streamed = [batch.column("id").to_pylist() for batch in session.stream("select id from range(0, 1000, 1, 3)", batch_rows=128)]
-                    same_session = session.spark is spark
-            except Exception as error:  # noqa: BLE001 - failed by the serving tests, not the build tests
-                served = error
-            serving_seconds = time.perf_counter() - started
-            print(f"FeatureStore(target='spark'): historical + materialize + online reads in {serving_seconds:.1f} s", file=sys.stderr)
-        finally:
-            exit_code = stop_spark()
-    return {
-        "project_dir": project_dir,
-        "tables": tables,
-        "served": served,
-        "streamed": streamed,
-        "same_session": same_session,
-        "jvm_exit_code": exit_code,
-    }
+        result = dbtRunner().invoke(arguments)
+    if result.exception is not None:
+        raise AssertionError(f"dbt build --target spark failed: {result.exception}")
+    for name in (*SPINE_ORDERED, *KEY_ORDERED):
+        table = spark.sql(f"select * from feature_store.`{name}`").toArrow()
+        rows = list(zip(*(column.to_pylist() for column in table.columns)))
+        tables[name] = ordered_rows(name, table.column_names, rows)
+    started = time.perf_counter()
+    store = serving_store(project_dir, "spark")
+    try:
+        served: Served | Exception = serve(store, duckdb_served[0])
+        with store.offline.engine.session() as session:
+            streamed = [batch.column("id").to_pylist() for batch in session.stream("select id from range(0, 1000, 1, 3)", batch_rows=128)]
+            same_session = session.spark is spark
+    except Exception as error:  # noqa: BLE001 - failed by the serving tests, not the build tests
+        served = error
+    serving_seconds = time.perf_counter() - started
+    print(f"FeatureStore(target='spark'): historical + materialize + online reads in {serving_seconds:.1f} s", file=sys.stderr)
+    return {"project_dir": project_dir, "tables": tables, "served": served, "streamed": streamed, "same_session": same_session}
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +90,6 @@ def duckdb_reference(built_project: Path) -> dict[str, tuple[list[str], list[tup
 def test_spark_builds_every_model_data_test_and_unit_test(spark_build: dict[str, Any]) -> None:
     counts = assert_everything_built(spark_build["project_dir"])
     assert counts == {"model": 16, "test": 32, "unit_test": 12}
-
-
-def test_the_jvm_is_gone_after_the_build(spark_build: dict[str, Any]) -> None:
-    assert spark_build["jvm_exit_code"] is not None
 
 
 @pytest.mark.parametrize("name", [*SPINE_ORDERED, *KEY_ORDERED])

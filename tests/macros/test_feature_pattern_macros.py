@@ -1,53 +1,25 @@
 """Encodings, time parts, cumulative and population-relative aggregates and the numeric
-transforms, rendered for both adapters, against brute-force references on random data,
-with each edge case a named test."""
+transforms against brute-force references on random data, with each edge case a named
+test: the DuckDB and the portable macros on DuckDB, and the postgres and spark dispatch
+on PostgreSQL and Spark (a subset of the seeds and zones on Spark)."""
 
 from __future__ import annotations
 
 import datetime
 import math
 import random
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pytest
 
-from macro_engines import Engine, duckdb_engine, postgres_engine
+from macro_engines import Engine, on_engines
 from macro_harness import DAY, HOUR, MINUTE, START, mismatches, random_spine
-from macro_reference import aggregate, point_in_time
+from macro_reference import aggregate
 from serving.errors import FeatureStoreError
-from serving.dbt_target import read_manifest_json
 from serving.rendering import Renderer
 
 PERIOD = ("2026-01-01", "2026-01-11")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def renderer(project: Path, target: str | None = None, portable: bool = False) -> Renderer:
-    return Renderer(project, read_manifest_json(project)[1], target, portable=portable, cache=False)
-
-
-@pytest.fixture(scope="module")
-def postgres(postgres_parsed_project: Path) -> Iterator[Engine]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        engines = postgres_engine(renderer(postgres_parsed_project, "postgres"))
-        engine = next(engines)
-    except psycopg.OperationalError as error:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {error}")
-    yield engine
-    engines.close()
-
-
-@pytest.fixture(params=["duckdb", "default", "postgres"])
-def engine(request: pytest.FixtureRequest, db: duckdb.DuckDBPyConnection, parsed_project: Path) -> Engine:
-    """The DuckDB macros and the portable ones on DuckDB, and the postgres dispatch on
-    the real PostgreSQL server."""
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres")
-    return duckdb_engine(request.param, db, renderer(parsed_project, portable=request.param == "default"))
 PERIOD_END = START + 10 * DAY
 CATEGORY_COLUMNS = {"id": "bigint", "ts": "timestamp", "c": "varchar"}
 
@@ -63,12 +35,12 @@ def categories_rows(rng: random.Random, rows: int) -> list[dict[str, Any]]:
 
 
 def encode(engine: Engine, categories: list[str] | None, one_hot: list[str]) -> list[dict[str, Any]]:
-    args = ('"t"', "c", "ts", *PERIOD)
+    args = (engine.relation("t"), "c", "ts", *PERIOD)
     return engine.query(f"select id, {engine.macros.call('ordinal_encoding', 'c', *args, categories)} as code, "
-                     f"{engine.macros.call('one_hot_encoding', 'c', *args, one_hot, 'c')} from \"t\" order by id")
+                        f"{engine.macros.call('one_hot_encoding', 'c', *args, one_hot, 'c')} from {engine.relation('t')} order by id")
 
 
-@pytest.mark.parametrize("seed", range(3))
+@on_engines(seeds=range(3), spark=[0])
 def test_encodings_take_their_vocabulary_from_the_training_period_only(engine: Engine, seed: int) -> None:
     rows = categories_rows(random.Random(seed), 800)
     engine.load("t", CATEGORY_COLUMNS, rows)
@@ -85,6 +57,7 @@ def test_encodings_take_their_vocabulary_from_the_training_period_only(engine: E
     assert not mismatches(actual, expected), mismatches(actual, expected)
 
 
+@on_engines()
 def test_an_unseen_category_gets_the_other_bucket_and_shifts_no_column(engine: Engine) -> None:
     rows = [{"id": 0, "ts": START, "c": "b"}, {"id": 1, "ts": START + DAY, "c": "a"}, {"id": 2, "ts": PERIOD_END, "c": "new"}, {"id": 3, "ts": PERIOD_END + DAY, "c": "b"}]
     engine.load("t", CATEGORY_COLUMNS, rows)
@@ -97,11 +70,13 @@ def test_an_unseen_category_gets_the_other_bucket_and_shifts_no_column(engine: E
     ]
 
 
+@on_engines(spark=False)
 def test_a_null_category_gets_the_other_bucket(engine: Engine) -> None:
     engine.load("t", CATEGORY_COLUMNS, [{"id": 0, "ts": START, "c": None}, {"id": 1, "ts": START, "c": "a"}])
     assert encode(engine, None, ["a"]) == [{"id": 0, "code": 0, "c_a": 0, "c__other": 1}, {"id": 1, "code": 1, "c_a": 1, "c__other": 0}]
 
 
+@on_engines()
 def test_ordinal_codes_follow_declared_categories_and_skip_those_not_in_training(engine: Engine) -> None:
     rows = [{"id": i, "ts": START + i * HOUR, "c": c} for i, c in enumerate(["low", "high", "mid", "o'brien"])]
     rows.append({"id": 9, "ts": PERIOD_END, "c": "extreme"})
@@ -126,10 +101,18 @@ def parts_reference(micros: int, zone: str) -> dict[str, int]:
 
 
 def parts(engine: Engine, zone: str) -> list[dict[str, Any]]:
-    return engine.query(f"select id, {engine.macros.call('time_parts', 'ts', 'p', zone)} from \"t\" order by id")
+    return engine.query(f"select id, {engine.macros.call('time_parts', 'ts', 'p', zone)} from {engine.relation('t')} order by id")
 
 
-@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]
+
+
+# On Spark, a zone with daylight saving time and one with a half-hour offset.
+@pytest.mark.parametrize(
+    ("engine", "zone"),
+    [(engine, zone) for engine in ("duckdb", "default", "postgres") for zone in ZONES] + [("spark", "Europe/Berlin"), ("spark", "Asia/Kolkata")],
+    indirect=["engine"],
+)
 def test_time_parts_are_the_local_wall_clock_of_each_instant(engine: Engine, zone: str) -> None:
     rng = random.Random(zone)
     rows = [{"id": i, "ts": START + rng.randrange(400 * DAY) // MINUTE * MINUTE} for i in range(1500)]
@@ -139,6 +122,7 @@ def test_time_parts_are_the_local_wall_clock_of_each_instant(engine: Engine, zon
     assert not mismatches(actual, expected), mismatches(actual, expected)
 
 
+@on_engines()
 def test_dst_transition_repeated_hour_maps_from_two_instants_and_skipped_hour_never_appears(engine: Engine) -> None:
     # Berlin: 2026-03-29 01:00 UTC jumps 02:00 -> 03:00 local; 2026-10-25 01:00 UTC falls 03:00 -> 02:00.
     spring = int(datetime.datetime(2026, 3, 29, 0, 30, tzinfo=datetime.timezone.utc).timestamp()) * 1_000_000
@@ -150,9 +134,10 @@ def test_dst_transition_repeated_hour_maps_from_two_instants_and_skipped_hour_ne
     assert hours[4:] == [2, 2, 2, 3]  # 02:30 CEST, 02:00 CET and 02:30 CET: the repeated hour, from two instants
 
 
+@on_engines()
 def test_time_parts_read_offsets_as_instants(engine: Engine) -> None:
     # Saturday 23:30 in New York is Sunday 04:30 UTC.
-    literal = "timestamptz '2026-01-04 04:30:00+00:00'"
+    literal = f"{engine.instant_type} '2026-01-04 04:30:00+00:00'"
     row = engine.query("select " + engine.macros.call("time_parts", literal, "p", "America/New_York"))[0]
     assert row == {"p_hour": 23, "p_day_of_week": 6, "p_month": 1, "p_is_weekend": 1}
 
@@ -198,27 +183,27 @@ def lifetime(events: list[dict[str, Any]], keys: list[str], key: tuple, at: int)
 
 
 @pytest.mark.parametrize("keys", [["user_id"], ["user_id", "shop"]], ids=["one_key", "composite_key"])
-@pytest.mark.parametrize("seed", range(2))
+@on_engines(seeds=range(2), spark=[0])
 def test_cumulative_aggregates_at_events_cover_everything_up_to_and_including_each_time(
     engine: Engine, seed: int, keys: list[str]
 ) -> None:
     events = random_events(random.Random(seed), 700)
     engine.load("events", EVENT_COLUMNS, events)
-    actual = engine.query(engine.macros.call("cumulative_aggregates", '"events"', keys, "ts", CUMULATIVE))
+    actual = engine.query(engine.macros.call("cumulative_aggregates", engine.relation("events"), keys, "ts", CUMULATIVE))
 
     points = sorted({(*(e[k] for k in keys), e["ts"]) for e in events if e["ts"] is not None and None not in (e[k] for k in keys)})
     expected = [dict(zip([*keys, "ts", *NAMES], (*point, *lifetime(events, keys, point[:-1], point[-1])))) for point in points]
     assert not mismatches(actual, expected, TOLERANCE), mismatches(actual, expected, TOLERANCE)
 
 
-@pytest.mark.parametrize("seed", range(2))
+@on_engines(seeds=range(2), spark=[0])
 def test_cumulative_aggregates_at_a_spine_match_the_reference(engine: Engine, seed: int) -> None:
     rng = random.Random(50 + seed)
     events = random_events(rng, 600)
     spine = random_spine(rng, 900, 27, ["1", "2"], lambda: START + rng.randrange(-DAY, 7 * DAY) // HOUR * HOUR - rng.choice([0, 0, 1]))
     engine.load("events", EVENT_COLUMNS, events)
     engine.load("spine", SPINE_COLUMNS, spine)
-    actual = engine.query(engine.macros.call("cumulative_aggregates", '"events"', "user_id", "ts", CUMULATIVE, "spine", '"spine"', "at", ["id"]))
+    actual = engine.query(engine.macros.call("cumulative_aggregates", engine.relation("events"), "user_id", "ts", CUMULATIVE, "spine", engine.relation("spine"), "at", ["id"]))
 
     expected = []
     for row in spine:
@@ -230,11 +215,12 @@ def test_cumulative_aggregates_at_a_spine_match_the_reference(engine: Engine, se
     assert not mismatches(actual, expected, TOLERANCE), mismatches(actual, expected, TOLERANCE)
 
 
+@on_engines()
 def test_cumulative_aggregates_with_an_empty_history_give_zero_counts_and_null_averages(engine: Engine) -> None:
     engine.load("events", EVENT_COLUMNS, [{"user_id": 1, "shop": "1", "ts": START, "amount": 4.0}])
     engine.load("spine", SPINE_COLUMNS, [{"id": 0, "user_id": 1, "shop": "1", "at": START - 1}, {"id": 1, "user_id": 2, "shop": "1", "at": START},
                                       {"id": 2, "user_id": 1, "shop": "1", "at": START}])
-    actual = engine.query(engine.macros.call("cumulative_aggregates", '"events"', "user_id", "ts", CUMULATIVE, "spine", '"spine"', "at", ["id"]))
+    actual = engine.query(engine.macros.call("cumulative_aggregates", engine.relation("events"), "user_id", "ts", CUMULATIVE, "spine", engine.relation("spine"), "at", ["id"]))
     empty = {"n": 0, "n_amount": 0, "total": 0.0, "mean": None, "low": None, "high": None}
     assert actual == [{"id": 0, **empty}, {"id": 1, **empty}, {"id": 2, "n": 1, "n_amount": 1, "total": 4.0, "mean": 4.0, "low": 4.0, "high": 4.0}]
 
@@ -278,7 +264,7 @@ def population_reference(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 RELATIVE_TOLERANCE = {"x_population_avg": 1e-9, "x_minus_population": 1e-6, "x_vs_population": 1e-9}
 
 
-@pytest.mark.parametrize("seed", range(3))
+@on_engines(seeds=range(3), spark=[0])
 def test_population_relative_uses_the_population_as_of_each_time(engine: Engine, seed: int) -> None:
     rng = random.Random(seed)
     rows = [
@@ -287,25 +273,27 @@ def test_population_relative_uses_the_population_as_of_each_time(engine: Engine,
         for _ in range(600)
     ]
     engine.load("t", RELATIVE_COLUMNS, rows)
-    actual = engine.query(engine.macros.call("population_relative", '"t"', "user_id", "ts", "x"))
+    actual = engine.query(engine.macros.call("population_relative", engine.relation("t"), "user_id", "ts", "x"))
     expected = population_reference(rows)
     assert not mismatches(actual, expected, RELATIVE_TOLERANCE), mismatches(actual, expected, RELATIVE_TOLERANCE)
 
 
+@on_engines(spark=False)
 def test_population_of_one_is_the_entity_itself(engine: Engine) -> None:
     engine.load("t", RELATIVE_COLUMNS, [{"user_id": 7, "ts": START, "x": 4.0}, {"user_id": 7, "ts": START + HOUR, "x": 10.0}])
-    actual = engine.query(engine.macros.call("population_relative", '"t"', "user_id", "ts", "x", "spend"))
+    actual = engine.query(engine.macros.call("population_relative", engine.relation("t"), "user_id", "ts", "x", "spend"))
     assert actual == [
         {"user_id": 7, "ts": START, "spend": 4.0, "spend_population_avg": 4.0, "spend_population_size": 1, "spend_minus_population": 0.0, "spend_vs_population": 1.0},
         {"user_id": 7, "ts": START + HOUR, "spend": 10.0, "spend_population_avg": 10.0, "spend_population_size": 1, "spend_minus_population": 0.0, "spend_vs_population": 1.0},
     ]
 
 
+@on_engines()
 def test_population_never_sees_later_rows(engine: Engine) -> None:
     rows = [{"user_id": 1, "ts": START, "x": 10.0}, {"user_id": 2, "ts": START + HOUR, "x": 30.0}, {"user_id": 3, "ts": START + 2 * HOUR, "x": 1000.0},
             {"user_id": 2, "ts": START + 3 * HOUR, "x": None}]
     engine.load("t", RELATIVE_COLUMNS, rows)
-    actual = engine.query(engine.macros.call("population_relative", '"t"', "user_id", "ts", "x"))
+    actual = engine.query(engine.macros.call("population_relative", engine.relation("t"), "user_id", "ts", "x"))
     assert [(row["user_id"], row["x_population_avg"], row["x_population_size"]) for row in actual] == [
         (1, 10.0, 1), (2, 20.0, 2), (2, 505.0, 2), (3, 1040.0 / 3, 3)]
 
@@ -313,13 +301,14 @@ def test_population_never_sees_later_rows(engine: Engine) -> None:
 # --- numeric transforms ---------------------------------------------------------------------------
 
 
+@on_engines()
 def test_sqrt_clip_and_bucketize_match_python_on_random_values(engine: Engine) -> None:
     rng = random.Random(3)
     values = [None if rng.random() < 0.05 else rng.choice([rng.uniform(-100, 100), float(rng.randrange(-3, 4) * 10)]) for _ in range(2000)]
     engine.load("t", {"id": "bigint", "x": "double"}, [{"id": i, "x": x} for i, x in enumerate(values)])
     boundaries = [-10, 0, 10.5, 20]
     actual = engine.query(f"select id, {engine.macros.call('sqrt_transform', 'x')} as s, {engine.macros.call('clip', 'x', -10, 20)} as c, "
-                       f"{engine.macros.call('clip', 'x', None, 0)} as c_upper, {engine.macros.call('bucketize', 'x', boundaries)} as b from \"t\" order by id")
+                       f"{engine.macros.call('clip', 'x', None, 0)} as c_upper, {engine.macros.call('bucketize', 'x', boundaries)} as b from {engine.relation('t')} order by id")
     expected = [
         {"id": i, "s": None if x is None or x < 0 else math.sqrt(x), "c": None if x is None else min(max(x, -10), 20),
          "c_upper": None if x is None else min(x, 0), "b": None if x is None else sum(x >= bound for bound in boundaries)}
@@ -328,6 +317,7 @@ def test_sqrt_clip_and_bucketize_match_python_on_random_values(engine: Engine) -
     assert not mismatches(actual, expected, {"s": 1e-12}), mismatches(actual, expected, {"s": 1e-12})
 
 
+@on_engines()
 def test_bucketize_puts_a_value_on_a_boundary_in_the_bucket_above(engine: Engine) -> None:
     row = engine.query(f"select {engine.macros.call('bucketize', '0', [0, 1])} as a, {engine.macros.call('bucketize', '-1e-300', [0, 1])} as b, {engine.macros.call('bucketize', '1', [0, 1])} as c")[0]
     assert row == {"a": 1, "b": 0, "c": 2}

@@ -1,5 +1,6 @@
 """point_in_time_join_sql against the brute-force reference, on random data and on
-hand-made edge cases, for the DuckDB and the portable implementation."""
+hand-made edge cases: the DuckDB and the portable implementation on DuckDB, and the
+postgres and spark dispatch on PostgreSQL and Spark (a subset of the random seeds)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any, Callable
 import duckdb
 import pytest
 
+from macro_engines import Engine, on_engines
+from macro_harness import DAY, HOUR, MINUTE, START, mismatches, random_spine
 from serving.errors import FeatureStoreError
-from serving.rendering import Renderer
-from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query, random_spine
 from macro_reference import point_in_time
 
 PROFILE_COLUMNS = {
@@ -28,15 +29,15 @@ SHOPS = ["1", "2", "12", "21"]
 
 
 def spec(
-    macros: Renderer, name: str, keys: list[str], features: list[str], ttl: str | None = None, created: str | None = None
+    engine: Engine, name: str, keys: list[str], features: list[str], ttl: str | None = None, created: str | None = None
 ) -> dict[str, Any]:
     return {
         "name": name,
-        "relation": f'"{name}"',
+        "relation": engine.relation(name),
         "entity": keys,
         "timestamp_column": "ts",
         "created_timestamp_column": created,
-        "ttl": macros.call("parse_duration", ttl, "test", "ttl") if ttl else None,
+        "ttl": engine.macros.call("parse_duration", ttl, "test", "ttl") if ttl else None,
         "features": [{"name": feature} for feature in features],
     }
 
@@ -90,18 +91,18 @@ def spine_times(rng: random.Random, event_times: list[int], ttl_us: int | None) 
     return pick
 
 
-def run_join(db: duckdb.DuckDBPyConnection, macros: Renderer, views: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
+def run_join(engine: Engine, views: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
     options.setdefault("spine_columns", ["id"])
-    sql = macros.call(
+    sql = engine.macros.call(
         "point_in_time_join_sql",
-        '"spine"',
+        engine.relation("spine"),
         "at",
         views,
         options.get("full_feature_names", False),
         options.get("include_timestamps", False),
         options["spine_columns"],
     )
-    return query(db, sql)
+    return engine.query(sql)
 
 
 def expected_rows(spine: list[dict[str, Any]], views: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
@@ -120,25 +121,25 @@ def expected_rows(spine: list[dict[str, Any]], views: list[tuple[str, list[dict[
 
 
 @pytest.mark.parametrize("ttl", [None, "2 hours"])
-@pytest.mark.parametrize("seed", range(5))
-def test_random_spines_match_the_reference_for_three_views(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None) -> None:
+@on_engines(seeds=range(5), postgres=[0, 1], spark=[0])
+def test_random_spines_match_the_reference_for_three_views(engine: Engine, seed: int, ttl: str | None) -> None:
     rng = random.Random(seed)
     profile = random_profile(rng, users=40, rows=2500)
     pairs = random_pairs(rng, users=40, rows=1500)
     ttl_us = 2 * HOUR if ttl else None
     # users 41..45 have no history
     spine = random_spine(rng, 3000, 45, SHOPS, spine_times(rng, [row["ts"] for row in profile if row["ts"] is not None], ttl_us))
-    load(db, "profile", PROFILE_COLUMNS, profile)
-    load(db, "pairs", PAIR_COLUMNS, pairs)
-    load(db, "spine", SPINE_COLUMNS, spine)
+    engine.load("profile", PROFILE_COLUMNS, profile)
+    engine.load("pairs", PAIR_COLUMNS, pairs)
+    engine.load("spine", SPINE_COLUMNS, spine)
     views = [
-        spec(macros, "profile", ["user_id"], ["f_int", "f_float", "f_str"], ttl, "created"),
-        spec(macros, "pairs", ["user_id", "shop"], ["g_value"], ttl),
+        spec(engine, "profile", ["user_id"], ["f_int", "f_float", "f_str"], ttl, "created"),
+        spec(engine, "pairs", ["user_id", "shop"], ["g_value"], ttl),
         # The same rows keyed by user alone, with their own TTL: g_value twice needs full names.
-        {**spec(macros, "pairs_by_user", ["user_id"], ["g_value"], "1 day"), "relation": '"pairs"'},
+        {**spec(engine, "pairs_by_user", ["user_id"], ["g_value"], "1 day"), "relation": engine.relation("pairs")},
     ]
 
-    actual = run_join(db, macros, views, full_feature_names=True, include_timestamps=True)
+    actual = run_join(engine, views, full_feature_names=True, include_timestamps=True)
 
     expected = expected_rows(
         spine,
@@ -153,7 +154,8 @@ def test_random_spines_match_the_reference_for_three_views(macros: Renderer, db:
     assert sum(row["profile__f_int"] is not None for row in actual) > 100, "the data should give many matches"
 
 
-def test_large_spine_comes_back_once_per_row_in_spine_order(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(postgres=False, spark=False)
+def test_large_spine_comes_back_once_per_row_in_spine_order(engine: Engine) -> None:
     # Large enough for DuckDB to scan and join in parallel (several row groups).
     rng = random.Random(99)
     profile = random_profile(rng, users=500, rows=5000)
@@ -161,11 +163,11 @@ def test_large_spine_comes_back_once_per_row_in_spine_order(macros: Renderer, db
         {"id": i, "user_id": rng.randrange(1, 520), "shop": "1", "at": START + rng.randrange(4 * DAY)} for i in range(300_000)
     ]
     rng.shuffle(spine)
-    load(db, "profile", PROFILE_COLUMNS, profile)
-    load(db, "spine", SPINE_COLUMNS, spine)
-    views = [spec(macros, "profile", ["user_id"], ["f_int", "f_float", "f_str"], "1 day", "created")]
+    engine.load("profile", PROFILE_COLUMNS, profile)
+    engine.load("spine", SPINE_COLUMNS, spine)
+    views = [spec(engine, "profile", ["user_id"], ["f_int", "f_float", "f_str"], "1 day", "created")]
 
-    actual = run_join(db, macros, views)
+    actual = run_join(engine, views)
 
     assert [row["id"] for row in actual] == [row["id"] for row in spine]
     expected = point_in_time(spine, "at", profile, ["user_id"], "ts", ["f_int", "f_float", "f_str"], "created", DAY)
@@ -175,10 +177,10 @@ def test_large_spine_comes_back_once_per_row_in_spine_order(macros: Renderer, db
 # --- hand-made edge cases -------------------------------------------------------------
 
 
-def one_view(macros: Renderer, db: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], spine: list[dict[str, Any]], ttl: str | None = None, **options: Any) -> list[dict[str, Any]]:
-    load(db, "profile", PROFILE_COLUMNS, rows)
-    load(db, "spine", SPINE_COLUMNS, spine)
-    return run_join(db, macros, [spec(macros, "profile", ["user_id"], ["f_int", "f_float", "f_str"], ttl, "created")], **options)
+def one_view(engine: Engine, rows: list[dict[str, Any]], spine: list[dict[str, Any]], ttl: str | None = None, **options: Any) -> list[dict[str, Any]]:
+    engine.load("profile", PROFILE_COLUMNS, rows)
+    engine.load("spine", SPINE_COLUMNS, spine)
+    return run_join(engine, [spec(engine, "profile", ["user_id"], ["f_int", "f_float", "f_str"], ttl, "created")], **options)
 
 
 def feature_row(ts: int, f_int: Any = 1, created: int | None = None, f_float: Any = None, f_str: Any = None, user_id: int = 1) -> dict[str, Any]:
@@ -189,69 +191,79 @@ def spine_rows(*times: int | None, user_id: int | None = 1) -> list[dict[str, An
     return [{"id": i, "user_id": user_id, "shop": "1", "at": at} for i, at in enumerate(times)]
 
 
-def test_feature_at_exactly_the_spine_time_is_visible(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(spark=False)
+def test_feature_at_exactly_the_spine_time_is_visible(engine: Engine) -> None:
     rows = [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)]
-    actual = one_view(macros, db, rows, spine_rows(START + HOUR, START + HOUR - 1))
+    actual = one_view(engine, rows, spine_rows(START + HOUR, START + HOUR - 1))
     assert [row["f_int"] for row in actual] == [2, 1]
 
 
-def test_ttl_bound_is_inclusive_and_one_microsecond_older_is_expired(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    actual = one_view(macros, db, [feature_row(START, f_int=7)], spine_rows(START + DAY, START + DAY + 1), ttl="1 day")
+@on_engines()
+def test_ttl_bound_is_inclusive_and_one_microsecond_older_is_expired(engine: Engine) -> None:
+    actual = one_view(engine, [feature_row(START, f_int=7)], spine_rows(START + DAY, START + DAY + 1), ttl="1 day")
     assert [row["f_int"] for row in actual] == [7, None]
 
 
-def test_expired_latest_row_does_not_fall_back_to_an_older_one(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(spark=False)
+def test_expired_latest_row_does_not_fall_back_to_an_older_one(engine: Engine) -> None:
     rows = [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)]
-    actual = one_view(macros, db, rows, spine_rows(START + HOUR + DAY + 1), ttl="1 day")
+    actual = one_view(engine, rows, spine_rows(START + HOUR + DAY + 1), ttl="1 day")
     assert [row["f_int"] for row in actual] == [None]
 
 
-def test_later_created_timestamp_wins_a_tie_and_null_created_loses(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines()
+def test_later_created_timestamp_wins_a_tie_and_null_created_loses(engine: Engine) -> None:
     rows = [
         feature_row(START, f_int=1, created=START + MINUTE),
         feature_row(START, f_int=2, created=START + 2 * MINUTE),
         feature_row(START, f_int=0, created=None),
     ]
-    assert [row["f_int"] for row in one_view(macros, db, rows, spine_rows(START))] == [2]
+    assert [row["f_int"] for row in one_view(engine, rows, spine_rows(START))] == [2]
 
 
-def test_full_tie_goes_to_the_smallest_feature_values_with_nulls_last(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines()
+def test_full_tie_goes_to_the_smallest_feature_values_with_nulls_last(engine: Engine) -> None:
     rows = [
         feature_row(START, f_int=None, f_float=0.0, f_str="a"),
         feature_row(START, f_int=5, f_float=2.0, f_str="a"),
         feature_row(START, f_int=5, f_float=1.0, f_str="b"),
         feature_row(START, f_int=5, f_float=None, f_str="a"),
     ]
-    actual = one_view(macros, db, rows, spine_rows(START))
+    actual = one_view(engine, rows, spine_rows(START))
     assert [(row["f_int"], row["f_float"], row["f_str"]) for row in actual] == [(5, 1.0, "b")]
 
 
-def test_null_feature_values_are_returned_as_null(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    actual = one_view(macros, db, [feature_row(START, f_int=None)], spine_rows(START), include_timestamps=True)
+@on_engines(spark=False)
+def test_null_feature_values_are_returned_as_null(engine: Engine) -> None:
+    actual = one_view(engine, [feature_row(START, f_int=None)], spine_rows(START), include_timestamps=True)
     assert actual == [{"id": 0, "f_int": None, "f_float": None, "f_str": None, "profile__event_timestamp": START}]
 
 
-def test_entity_without_history_and_spine_before_first_event_get_null(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(spark=False)
+def test_entity_without_history_and_spine_before_first_event_get_null(engine: Engine) -> None:
     spine = spine_rows(START - 1, START) + [{"id": 2, "user_id": 404, "shop": "1", "at": START + DAY}]
-    actual = one_view(macros, db, [feature_row(START, f_int=3)], spine, include_timestamps=True)
+    actual = one_view(engine, [feature_row(START, f_int=3)], spine, include_timestamps=True)
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(None, None), (3, START), (None, None)]
 
 
-def test_null_spine_key_or_time_gives_null_features_and_keeps_the_row(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(spark=False)
+def test_null_spine_key_or_time_gives_null_features_and_keeps_the_row(engine: Engine) -> None:
     rows = [feature_row(START, f_int=3), {**feature_row(START, f_int=9), "user_id": None}]
     spine = spine_rows(START, None) + [{"id": 2, "user_id": None, "shop": "1", "at": START}]
-    assert [(row["id"], row["f_int"]) for row in one_view(macros, db, rows, spine)] == [(0, 3), (1, None), (2, None)]
+    assert [(row["id"], row["f_int"]) for row in one_view(engine, rows, spine)] == [(0, 3), (1, None), (2, None)]
 
 
-def test_duplicate_spine_rows_are_all_kept_in_order(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(spark=False)
+def test_duplicate_spine_rows_are_all_kept_in_order(engine: Engine) -> None:
     spine = [{"id": i, "user_id": 1, "shop": "1", "at": at} for i, at in [(3, START), (1, START), (3, START), (2, START - 1), (3, START)]]
-    actual = one_view(macros, db, [feature_row(START, f_int=4)], spine)
+    actual = one_view(engine, [feature_row(START, f_int=4)], spine)
     assert [(row["id"], row["f_int"]) for row in actual] == [(3, 4), (1, 4), (3, 4), (2, None), (3, 4)]
 
 
-def test_composite_keys_never_collide(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(spark=False)
+def test_composite_keys_never_collide(engine: Engine) -> None:
     # Concatenated, (1, '12') and (11, '2') would both read '112'.
-    load(db, "pairs", PAIR_COLUMNS, [{"user_id": 1, "shop": "12", "ts": START, "g_value": 1.0}, {"user_id": 11, "shop": "2", "ts": START, "g_value": 2.0}])
+    engine.load("pairs", PAIR_COLUMNS, [{"user_id": 1, "shop": "12", "ts": START, "g_value": 1.0}, {"user_id": 11, "shop": "2", "ts": START, "g_value": 2.0}])
     spine = [
         {"id": 0, "user_id": 1, "shop": "12", "at": START},
         {"id": 1, "user_id": 11, "shop": "2", "at": START},
@@ -259,22 +271,33 @@ def test_composite_keys_never_collide(macros: Renderer, db: duckdb.DuckDBPyConne
         {"id": 3, "user_id": 11, "shop": "12", "at": START},
         {"id": 4, "user_id": 1, "shop": None, "at": START},
     ]
-    load(db, "spine", SPINE_COLUMNS, spine)
-    actual = run_join(db, macros, [spec(macros, "pairs", ["user_id", "shop"], ["g_value"])])
+    engine.load("spine", SPINE_COLUMNS, spine)
+    actual = run_join(engine, [spec(engine, "pairs", ["user_id", "shop"], ["g_value"])])
     assert [row["g_value"] for row in actual] == [1.0, 2.0, None, None, None]
 
 
-@pytest.mark.parametrize("spine_type", ["timestamp", "timestamptz", "timestamp_ns", "timestamptz_ns"])
-@pytest.mark.parametrize("view_type", ["timestamp", "timestamptz", "timestamp_ns", "timestamptz_ns"])
-def test_timestamp_types_compare_as_the_same_utc_instant(macros: Renderer, db: duckdb.DuckDBPyConnection, spine_type: str, view_type: str) -> None:
-    load(db, "profile", {**PROFILE_COLUMNS, "ts": view_type}, [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)])
-    load(db, "spine", {**SPINE_COLUMNS, "at": spine_type}, spine_rows(START + HOUR - 1, START + HOUR, START + HOUR + DAY, START + HOUR + DAY + 1))
-    views = [spec(macros, "profile", ["user_id"], ["f_int"], "1 day")]
-    actual = run_join(db, macros, views, include_timestamps=True)
+TIME_TYPES = ["timestamp", "timestamptz", "timestamp_ns", "timestamptz_ns"]
+# PostgreSQL and Spark have no nanosecond timestamps; on Spark, naive against zoned.
+TIME_TYPE_CASES = [
+    (engine, spine_type, view_type)
+    for engine in ("duckdb", "default", "postgres", "spark")
+    for spine_type in TIME_TYPES
+    for view_type in TIME_TYPES
+    if engine in ("duckdb", "default") or ("_ns" not in spine_type + view_type and (engine == "postgres" or spine_type != view_type))
+]
+
+
+@pytest.mark.parametrize(("engine", "spine_type", "view_type"), TIME_TYPE_CASES, indirect=["engine"])
+def test_timestamp_types_compare_as_the_same_utc_instant(engine: Engine, spine_type: str, view_type: str) -> None:
+    engine.load("profile", {**PROFILE_COLUMNS, "ts": view_type}, [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)])
+    engine.load("spine", {**SPINE_COLUMNS, "at": spine_type}, spine_rows(START + HOUR - 1, START + HOUR, START + HOUR + DAY, START + HOUR + DAY + 1))
+    views = [spec(engine, "profile", ["user_id"], ["f_int"], "1 day")]
+    actual = run_join(engine, views, include_timestamps=True)
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(1, START), (2, START + HOUR), (2, START + HOUR), (None, None)]
 
 
-def test_offsets_are_converted_to_utc_and_naive_means_utc(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(postgres=False, spark=False)
+def test_offsets_are_converted_to_utc_and_naive_means_utc(engine: Engine, db: duckdb.DuckDBPyConnection) -> None:
     # 10:00 naive (UTC) feature; the spine asks at 14:59:59.999999+05:00 (09:59:59.999999
     # UTC, too early), 15:00+05:00 and 02:00-08:00 (both 10:00 UTC, visible).
     db.execute(
@@ -287,11 +310,12 @@ def test_offsets_are_converted_to_utc_and_naive_means_utc(macros: Renderer, db: 
         " (1, 1, '1', timestamptz '2026-01-01 15:00:00+05:00'),"
         " (2, 1, '1', timestamptz '2026-01-01 02:00:00-08:00')) as t(id, user_id, shop, \"at\")"
     )
-    actual = run_join(db, macros, [spec(macros, "profile", ["user_id"], ["f_int"])], include_timestamps=True)
+    actual = run_join(engine, [spec(engine, "profile", ["user_id"], ["f_int"])], include_timestamps=True)
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(None, None), (8, START + 10 * HOUR), (8, START + 10 * HOUR)]
 
 
-def test_nanosecond_inputs_are_rounded_to_the_nearest_microsecond(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines(postgres=False, spark=False)
+def test_nanosecond_inputs_are_rounded_to_the_nearest_microsecond(engine: Engine, db: duckdb.DuckDBPyConnection) -> None:
     # Every rule compares microseconds: a row 400 ns after the spine time rounds onto it
     # (visible), one 600 ns after rounds to the next microsecond (not yet visible).
     db.execute(
@@ -300,23 +324,25 @@ def test_nanosecond_inputs_are_rounded_to_the_nearest_microsecond(macros: Render
         " (2::bigint, timestamp_ns '2026-01-01 10:00:00.000000600', 2::bigint)) as t(user_id, ts, f_int)"
     )
     db.execute("create table spine as select * from (values (0, 1::bigint), (1, 2::bigint)) as t(id, user_id), (select timestamp '2026-01-01 10:00:00' as \"at\")")
-    actual = run_join(db, macros, [spec(macros, "profile", ["user_id"], ["f_int"])], include_timestamps=True)
+    actual = run_join(engine, [spec(engine, "profile", ["user_id"], ["f_int"])], include_timestamps=True)
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(1, START + 10 * HOUR), (None, None)]
 
 
-def test_full_feature_names_prefix_the_view_and_avoid_collisions(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    load(db, "profile", PROFILE_COLUMNS, [feature_row(START, f_int=1)])
-    load(db, "other", PROFILE_COLUMNS, [feature_row(START, f_int=2)])
-    load(db, "spine", SPINE_COLUMNS, spine_rows(START))
-    views = [spec(macros, "profile", ["user_id"], ["f_int"]), {**spec(macros, "other", ["user_id"], ["f_int"])}]
+@on_engines(spark=False)
+def test_full_feature_names_prefix_the_view_and_avoid_collisions(engine: Engine) -> None:
+    engine.load("profile", PROFILE_COLUMNS, [feature_row(START, f_int=1)])
+    engine.load("other", PROFILE_COLUMNS, [feature_row(START, f_int=2)])
+    engine.load("spine", SPINE_COLUMNS, spine_rows(START))
+    views = [spec(engine, "profile", ["user_id"], ["f_int"]), {**spec(engine, "other", ["user_id"], ["f_int"])}]
     with pytest.raises(FeatureStoreError, match="f_int.*full_feature_names"):
-        run_join(db, macros, views)
-    actual = run_join(db, macros, views, full_feature_names=True, include_timestamps=True)
+        run_join(engine, views)
+    actual = run_join(engine, views, full_feature_names=True, include_timestamps=True)
     assert actual == [
         {"id": 0, "profile__f_int": 1, "profile__event_timestamp": START, "other__f_int": 2, "other__event_timestamp": START}
     ]
 
 
-def test_without_spine_columns_every_spine_column_comes_back(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    actual = one_view(macros, db, [feature_row(START, f_int=1)], spine_rows(START), spine_columns=None)
+@on_engines(spark=False)
+def test_without_spine_columns_every_spine_column_comes_back(engine: Engine) -> None:
+    actual = one_view(engine, [feature_row(START, f_int=1)], spine_rows(START), spine_columns=None)
     assert {"id": 0, "user_id": 1, "shop": "1", "at": START, "f_int": 1}.items() <= actual[0].items()

@@ -1,4 +1,5 @@
-"""The feature transforms (macros/transforms/), rendered for both adapters and run in DuckDB."""
+"""The feature transforms (macros/transforms/): the DuckDB and the portable implementation
+on DuckDB, and the postgres and spark dispatch on PostgreSQL and Spark."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import random
 import statistics
 from typing import Any
 
-import duckdb
 import pytest
 
-from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query
+from macro_engines import Engine, on_engines
+from macro_harness import DAY, HOUR, MINUTE, START, mismatches
 from macro_reference import point_in_time
 from serving.errors import FeatureStoreError
 from serving.rendering import Renderer
@@ -39,17 +40,18 @@ def by_user_in_order(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any
     return users
 
 
-def select(db: duckdb.DuckDBPyConnection, expressions: str, relation: str = '"t"') -> list[dict[str, Any]]:
-    return query(db, f"select {expressions} from {relation} order by id")
+def select(engine: Engine, expressions: str) -> list[dict[str, Any]]:
+    return engine.query(f"select {expressions} from {engine.relation('t')} order by id")
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_rolling_rows_and_lag_value_follow_each_users_order(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int) -> None:
+@on_engines(seeds=range(3), postgres=[0], spark=[0])
+def test_rolling_rows_and_lag_value_follow_each_users_order(engine: Engine, seed: int) -> None:
     rows = random_purchases(random.Random(seed), 3000)
-    load(db, "t", PURCHASE_COLUMNS, rows)
+    engine.load("t", PURCHASE_COLUMNS, rows)
+    macros = engine.macros
     rolling = lambda function: macros.call("rolling_rows", "amount", function, "user_id", "ts, seq", 3)  # noqa: E731
     actual = select(
-        db,
+        engine,
         f"id, {rolling('avg')} as avg_3, {rolling('max')} as max_3, {rolling('count')} as count_3, "
         f"{macros.call('lag_value', 'amount', 'user_id', 'ts, seq')} as lag_1, "
         f"{macros.call('lag_value', 'amount', 'user_id', 'ts, seq', 2)} as lag_2",
@@ -77,15 +79,15 @@ def test_rolling_rows_refuses_fewer_than_one_row(macros: Renderer) -> None:
 
 
 @pytest.mark.parametrize("ttl", [None, "3 days"])
-@pytest.mark.parametrize("seed", range(3))
-def test_value_days_ago_is_the_as_of_value_n_days_earlier(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int, ttl: str | None) -> None:
+@on_engines(seeds=range(3), postgres=[0], spark=[0])
+def test_value_days_ago_is_the_as_of_value_n_days_earlier(engine: Engine, seed: int, ttl: str | None) -> None:
     rng = random.Random(seed)
     rows = random_purchases(rng, 2000)
     # Some rows exactly 7 days after another of the same user: the older one is visible.
     rows += [{**row, "id": 10_000 + i, "ts": row["ts"] + 7 * DAY} for i, row in enumerate(rng.sample(rows, 200))]
-    load(db, "t", PURCHASE_COLUMNS, rows)
+    engine.load("t", PURCHASE_COLUMNS, rows)
 
-    actual = query(db, macros.call("value_days_ago", '"t"', "user_id", "ts", ["amount"], 7, ttl))
+    actual = engine.query(engine.macros.call("value_days_ago", engine.relation("t"), "user_id", "ts", ["amount"], 7, ttl))
 
     spine = [{**row, "lookup_at": row["ts"] - 7 * DAY} for row in rows]
     ttl_us = 3 * DAY if ttl else None
@@ -96,23 +98,26 @@ def test_value_days_ago_is_the_as_of_value_n_days_earlier(macros: Renderer, db: 
     assert sum(row["amount_7d_ago"] is not None for row in expected) > 300
 
 
-def test_safe_ratio_is_null_for_zero_and_null_denominators(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    load(db, "t", {"id": "bigint", "n": "bigint", "d": "double"}, [
+@on_engines()
+def test_safe_ratio_is_null_for_zero_and_null_denominators(engine: Engine) -> None:
+    engine.load("t", {"id": "bigint", "n": "bigint", "d": "double"}, [
         {"id": 0, "n": 1, "d": 4.0}, {"id": 1, "n": 1, "d": 0.0}, {"id": 2, "n": 1, "d": None},
         {"id": 3, "n": None, "d": 2.0}, {"id": 4, "n": 0, "d": -0.0}, {"id": 5, "n": 7, "d": -2.0},
     ])
-    actual = select(db, f"{macros.call('safe_ratio', 'n', 'd')} as r")
+    actual = select(engine, f"{engine.macros.call('safe_ratio', 'n', 'd')} as r")
     assert [row["r"] for row in actual] == [0.25, None, None, None, None, -3.5]
 
 
-def test_safe_ratio_of_integers_is_not_integer_division(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    assert query(db, f"select {macros.call('safe_ratio', '1', '2')} as r") == [{"r": 0.5}]
+@on_engines()
+def test_safe_ratio_of_integers_is_not_integer_division(engine: Engine) -> None:
+    assert engine.query(f"select {engine.macros.call('safe_ratio', '1', '2')} as r") == [{"r": 0.5}]
 
 
-def test_log_transform_is_ln_one_plus_x_and_null_at_or_below_minus_one(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+@on_engines()
+def test_log_transform_is_ln_one_plus_x_and_null_at_or_below_minus_one(engine: Engine) -> None:
     values = [-2.0, -1.0, -0.5, 0.0, math.e - 1, None, 1e9]
-    load(db, "t", {"id": "bigint", "x": "double"}, [{"id": i, "x": x} for i, x in enumerate(values)])
-    actual = [row["y"] for row in select(db, f"{macros.call('log_transform', 'x')} as y")]
+    engine.load("t", {"id": "bigint", "x": "double"}, [{"id": i, "x": x} for i, x in enumerate(values)])
+    actual = [row["y"] for row in select(engine, f"{engine.macros.call('log_transform', 'x')} as y")]
     assert actual[:2] == [None, None] and actual[5] is None
     assert actual[2] == pytest.approx(math.log(0.5), rel=1e-12)
     assert actual[3] == 0.0
@@ -120,44 +125,54 @@ def test_log_transform_is_ln_one_plus_x_and_null_at_or_below_minus_one(macros: R
     assert actual[6] == pytest.approx(math.log1p(1e9), rel=1e-12)
 
 
-def test_interaction_multiplies_as_double_and_propagates_null(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    load(db, "t", {"id": "bigint", "a": "bigint", "b": "double"}, [
+@on_engines()
+def test_interaction_multiplies_as_double_and_propagates_null(engine: Engine) -> None:
+    engine.load("t", {"id": "bigint", "a": "bigint", "b": "double"}, [
         {"id": 0, "a": 3, "b": 0.5}, {"id": 1, "a": None, "b": 2.0}, {"id": 2, "a": 4_000_000_000, "b": 4_000_000_000.0},
     ])
-    assert [row["p"] for row in select(db, f"{macros.call('interaction', 'a', 'b')} as p")] == [1.5, None, 1.6e19]
+    assert [row["p"] for row in select(engine, f"{engine.macros.call('interaction', 'a', 'b')} as p")] == [1.5, None, 1.6e19]
 
 
 # --- cyclical encoding ------------------------------------------------------------------
 
 
-def encode(macros: Renderer, db: duckdb.DuckDBPyConnection, literal: str) -> dict[str, float]:
+def encode(engine: Engine, literal: str) -> dict[str, float]:
+    literal = literal.replace("timestamptz '", engine.instant_type + " '")
+    macros = engine.macros
     columns = f"{macros.call('cyclical_encoding', literal, 'hour', 'h')}, {macros.call('cyclical_encoding', literal, 'weekday', 'd')}"
-    return query(db, f"select {columns}")[0]
+    return engine.query(f"select {columns}")[0]
 
 
+KNOWN_TIMES = [
+    ("timestamp '2026-01-04 00:00:00'", 0.0, 0),  # a Sunday at midnight
+    ("timestamp '2026-01-04 06:00:00'", 6.0, 0),
+    ("timestamp '2026-01-05 18:30:00'", 18.5, 1),  # Monday
+    ("timestamp '2026-01-10 12:00:59'", 12.0, 6),  # Saturday; seconds are ignored
+    # 01:30 on Sunday at +05:00 is 20:30 on Saturday in UTC.
+    ("timestamptz '2026-01-04 01:30:00+05:00'", 20.5, 6),
+]
+
+
+# On Spark, the Sunday (its day-of-week counts from 1 = Sunday) and the offset.
 @pytest.mark.parametrize(
-    ("literal", "hour", "weekday"),
-    [
-        ("timestamp '2026-01-04 00:00:00'", 0.0, 0),  # a Sunday at midnight
-        ("timestamp '2026-01-04 06:00:00'", 6.0, 0),
-        ("timestamp '2026-01-05 18:30:00'", 18.5, 1),  # Monday
-        ("timestamp '2026-01-10 12:00:59'", 12.0, 6),  # Saturday; seconds are ignored
-        # 01:30 on Sunday at +05:00 is 20:30 on Saturday in UTC.
-        ("timestamptz '2026-01-04 01:30:00+05:00'", 20.5, 6),
-    ],
+    ("engine", "literal", "hour", "weekday"),
+    [(engine, *known) for engine in ("duckdb", "default", "postgres") for known in KNOWN_TIMES]
+    + [("spark", *KNOWN_TIMES[0]), ("spark", *KNOWN_TIMES[-1])],
+    indirect=["engine"],
 )
-def test_cyclical_encoding_exact_values_at_known_times(macros: Renderer, db: duckdb.DuckDBPyConnection, literal: str, hour: float, weekday: int) -> None:
-    encoded = encode(macros, db, literal)
+def test_cyclical_encoding_exact_values_at_known_times(engine: Engine, literal: str, hour: float, weekday: int) -> None:
+    encoded = encode(engine, literal)
     assert encoded["h_sin"] == pytest.approx(math.sin(2 * math.pi * hour / 24), abs=1e-12)
     assert encoded["h_cos"] == pytest.approx(math.cos(2 * math.pi * hour / 24), abs=1e-12)
     assert encoded["d_sin"] == pytest.approx(math.sin(2 * math.pi * weekday / 7), abs=1e-12)
     assert encoded["d_cos"] == pytest.approx(math.cos(2 * math.pi * weekday / 7), abs=1e-12)
 
 
-def test_cyclical_encoding_puts_2359_next_to_midnight_and_saturday_next_to_sunday(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    late = encode(macros, db, "timestamp '2026-01-03 23:59:00'")  # Saturday
-    midnight = encode(macros, db, "timestamp '2026-01-04 00:00:00'")  # Sunday
-    noon = encode(macros, db, "timestamp '2026-01-04 12:00:00'")
+@on_engines()
+def test_cyclical_encoding_puts_2359_next_to_midnight_and_saturday_next_to_sunday(engine: Engine) -> None:
+    late = encode(engine, "timestamp '2026-01-03 23:59:00'")  # Saturday
+    midnight = encode(engine, "timestamp '2026-01-04 00:00:00'")  # Sunday
+    noon = encode(engine, "timestamp '2026-01-04 12:00:00'")
     distance = lambda a, b, p: math.dist((a[p + "_sin"], a[p + "_cos"]), (b[p + "_sin"], b[p + "_cos"]))  # noqa: E731
     assert distance(late, midnight, "h") == pytest.approx(2 * math.sin(math.pi / 1440), rel=1e-9)
     assert distance(noon, midnight, "h") == pytest.approx(2.0)
@@ -172,8 +187,8 @@ def test_cyclical_encoding_refuses_an_unknown_period(macros: Renderer) -> None:
 # --- scaling on the training period -------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_scaling_statistics_come_only_from_the_training_period(macros: Renderer, db: duckdb.DuckDBPyConnection, seed: int) -> None:
+@on_engines(seeds=range(3), postgres=[0], spark=[0])
+def test_scaling_statistics_come_only_from_the_training_period(engine: Engine, seed: int) -> None:
     rng = random.Random(seed)
     start, end = START, START + 10 * DAY
     rows = [{"id": i, "ts": start + rng.randrange(10 * DAY), "x": rng.uniform(-5, 5)} for i in range(500)]
@@ -185,9 +200,9 @@ def test_scaling_statistics_come_only_from_the_training_period(macros: Renderer,
         {"id": 1003, "ts": end + 30 * DAY, "x": 1e9},
         {"id": 1004, "ts": start + MINUTE, "x": None},
     ]
-    load(db, "t", {"id": "bigint", "ts": "timestamp", "x": "double"}, rows)
-    args = ('"t"', "x", "ts", "2026-01-01", "2026-01-11")
-    actual = select(db, f"id, {macros.call('scale_zscore', 'x', *args)} as z, {macros.call('scale_minmax', 'x', *args)} as m")
+    engine.load("t", {"id": "bigint", "ts": "timestamp", "x": "double"}, rows)
+    args = (engine.relation("t"), "x", "ts", "2026-01-01", "2026-01-11")
+    actual = select(engine, f"id, {engine.macros.call('scale_zscore', 'x', *args)} as z, {engine.macros.call('scale_minmax', 'x', *args)} as m")
 
     period = [row["x"] for row in rows if start <= row["ts"] < end and row["x"] is not None]
     mean, stdev, low, high = statistics.fmean(period), statistics.stdev(period), min(period), max(period)
@@ -203,10 +218,11 @@ def test_scaling_statistics_come_only_from_the_training_period(macros: Renderer,
     assert not mismatches(actual, expected, {"z": 1e-9, "m": 1e-9}), mismatches(actual, expected, {"z": 1e-9, "m": 1e-9})
 
 
-def test_scaling_is_null_when_the_training_period_has_no_spread(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    load(db, "t", {"id": "bigint", "ts": "timestamp", "x": "double"}, [
+@on_engines()
+def test_scaling_is_null_when_the_training_period_has_no_spread(engine: Engine) -> None:
+    engine.load("t", {"id": "bigint", "ts": "timestamp", "x": "double"}, [
         {"id": 0, "ts": START, "x": 3.0}, {"id": 1, "ts": START + HOUR, "x": 3.0}, {"id": 2, "ts": START + 40 * DAY, "x": 9.0},
     ])
-    args = ('"t"', "x", "ts", "2026-01-01", "2026-01-11")
-    actual = select(db, f"{macros.call('scale_zscore', 'x', *args)} as z, {macros.call('scale_minmax', 'x', *args)} as m")
+    args = (engine.relation("t"), "x", "ts", "2026-01-01", "2026-01-11")
+    actual = select(engine, f"{engine.macros.call('scale_zscore', 'x', *args)} as z, {engine.macros.call('scale_minmax', 'x', *args)} as m")
     assert actual == [{"z": None, "m": None}] * 3
