@@ -11,7 +11,7 @@ import pytest
 
 from serving.errors import FeatureStoreError
 from serving.rendering import Renderer
-from macro_harness import DAY, HOUR, MINUTE, START, load, mismatches, query, random_spine
+from macro_harness import DAY, HOUR, MINUTE, SECOND, START, load, mismatches, query, random_spine
 from macro_reference import point_in_time
 
 PROFILE_COLUMNS = {
@@ -320,3 +320,80 @@ def test_full_feature_names_prefix_the_view_and_avoid_collisions(macros: Rendere
 def test_without_spine_columns_every_spine_column_comes_back(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     actual = one_view(macros, db, [feature_row(START, f_int=1)], spine_rows(START), spine_columns=None)
     assert {"id": 0, "user_id": 1, "shop": "1", "at": START, "f_int": 1}.items() <= actual[0].items()
+
+
+# --- what the DuckDB join cuts before its ASOF JOIN -------------------------------------
+# It keeps only view rows whose keys the spine holds, no later than the spine's latest
+# time and, with a TTL, no earlier than its earliest time less the TTL. Each case below
+# sits on one edge of that cut; both implementations must agree on it.
+
+
+def test_rows_later_than_every_spine_time_are_never_matched_and_one_at_the_latest_is(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    rows = [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2), feature_row(START + HOUR + 1, f_int=3)]
+    actual = one_view(macros, db, rows, spine_rows(START + HOUR, START), include_timestamps=True)
+    assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(2, START + HOUR), (1, START)]
+
+
+def test_without_a_ttl_a_row_older_than_every_spine_time_still_matches(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    actual = one_view(macros, db, [feature_row(START, f_int=5)], spine_rows(START + 400 * DAY, START + 500 * DAY))
+    assert [row["f_int"] for row in actual] == [5, 5]
+
+
+def test_with_a_ttl_the_earliest_spine_time_less_the_ttl_is_still_a_match_for_another_entity(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    # User 2's spine row is the earliest; user 1's row sits exactly at that time less the
+    # TTL, so it survives the cut, and is within the TTL of user 1's own spine time.
+    rows = [feature_row(START, f_int=1, user_id=1), feature_row(START + DAY, f_int=2, user_id=2)]
+    spine = [{"id": 0, "user_id": 1, "shop": "1", "at": START + DAY}, {"id": 1, "user_id": 2, "shop": "1", "at": START + DAY}]
+    assert [row["f_int"] for row in one_view(macros, db, rows, spine, ttl="1 day")] == [1, 2]
+
+
+def test_a_spine_whose_every_time_is_null_keeps_its_rows_with_null_features(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    actual = one_view(macros, db, [feature_row(START, f_int=1)], spine_rows(None, None), ttl="1 day")
+    assert [(row["id"], row["f_int"]) for row in actual] == [(0, None), (1, None)]
+
+
+def test_an_empty_spine_gives_no_rows(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    assert one_view(macros, db, [feature_row(START, f_int=1)], [], ttl="1 day") == []
+
+
+def test_a_spine_time_column_named_like_the_view_time_column_is_the_spine_one(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    load(db, "profile", PROFILE_COLUMNS, [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)])
+    load(db, "spine", {"id": "bigint", "user_id": "bigint", "ts": "timestamp"}, [{"id": 0, "user_id": 1, "ts": START + HOUR - 1}, {"id": 1, "user_id": 1, "ts": START + HOUR}])
+    sql = macros.call("point_in_time_join_sql", '"spine"', "ts", [spec(macros, "profile", ["user_id"], ["f_int"], "1 day", "created")], False, True, ["id", "ts"])
+    assert query(db, sql) == [
+        {"id": 0, "ts": START + HOUR - 1, "f_int": 1, "profile__event_timestamp": START},
+        {"id": 1, "ts": START + HOUR, "f_int": 2, "profile__event_timestamp": START + HOUR},
+    ]
+
+
+def test_spine_rows_sharing_a_time_keep_their_order_across_entities_and_views(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    load(db, "profile", PROFILE_COLUMNS, [feature_row(START, f_int=user, user_id=user) for user in (1, 2, 3)])
+    load(db, "pairs", PAIR_COLUMNS, [{"user_id": user, "shop": "1", "ts": START, "g_value": user / 2} for user in (2, 3)])
+    users = [3, 1, 2, 3, None, 2, 404, 1, 3]
+    load(db, "spine", SPINE_COLUMNS, [{"id": i, "user_id": user, "shop": "1", "at": START} for i, user in enumerate(users)])
+    views = [spec(macros, "profile", ["user_id"], ["f_int"], "1 hour"), spec(macros, "pairs", ["user_id", "shop"], ["g_value"], "1 hour")]
+    actual = run_join(db, macros, views)
+    known = {1, 2, 3}
+    assert [(row["id"], row["f_int"], row["g_value"]) for row in actual] == [
+        (i, user if user in known else None, user / 2 if user in (2, 3) else None) for i, user in enumerate(users)
+    ]
+
+
+def test_many_views_in_one_request_each_equal_the_reference(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    # One relation under eight names and TTLs: every view's cut and match is its own.
+    rng = random.Random(7)
+    profile = random_profile(rng, users=20, rows=600)
+    spine = random_spine(rng, 400, 24, SHOPS, spine_times(rng, [row["ts"] for row in profile if row["ts"] is not None], HOUR))
+    load(db, "profile", PROFILE_COLUMNS, profile)
+    load(db, "spine", SPINE_COLUMNS, spine)
+    ttls = [None, "1 second", "10 minutes", "1 hour", "2 hours", "1 day", "2 days", "1 week"]
+    views = [{**spec(macros, f"v{i}", ["user_id"], ["f_int", "f_str"], ttl, "created"), "relation": '"profile"'} for i, ttl in enumerate(ttls)]
+
+    actual = run_join(db, macros, views, full_feature_names=True, include_timestamps=True)
+
+    seconds = {None: None, **{ttl: macros.call("parse_duration", ttl, "test", "ttl")["seconds"] * SECOND for ttl in ttls if ttl}}
+    expected = expected_rows(
+        spine,
+        [(f"v{i}", point_in_time(spine, "at", profile, ["user_id"], "ts", ["f_int", "f_str"], "created", seconds[ttl])) for i, ttl in enumerate(ttls)],
+    )
+    assert not mismatches(actual, expected), mismatches(actual, expected)
