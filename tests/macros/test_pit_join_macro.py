@@ -323,12 +323,12 @@ def test_without_spine_columns_every_spine_column_comes_back(macros: Renderer, d
 
 
 # --- what the DuckDB join cuts before its ASOF JOIN -------------------------------------
-# It keeps only view rows whose keys the spine holds, no later than the spine's latest
-# time and, with a TTL, no earlier than its earliest time less the TTL. Each case below
-# sits on one edge of that cut; both implementations must agree on it.
+# It keeps, entity by entity, only the view rows no later than the entity's latest spine
+# time and, with a TTL, no earlier than its earliest spine time less the TTL. Each case
+# below sits on one edge of that cut; both implementations must agree on it.
 
 
-def test_rows_later_than_every_spine_time_are_never_matched_and_one_at_the_latest_is(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+def test_rows_later_than_an_entitys_latest_spine_time_are_never_matched_and_one_at_it_is(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
     rows = [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2), feature_row(START + HOUR + 1, f_int=3)]
     actual = one_view(macros, db, rows, spine_rows(START + HOUR, START), include_timestamps=True)
     assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(2, START + HOUR), (1, START)]
@@ -339,12 +339,25 @@ def test_without_a_ttl_a_row_older_than_every_spine_time_still_matches(macros: R
     assert [row["f_int"] for row in actual] == [5, 5]
 
 
-def test_with_a_ttl_the_earliest_spine_time_less_the_ttl_is_still_a_match_for_another_entity(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
-    # User 2's spine row is the earliest; user 1's row sits exactly at that time less the
-    # TTL, so it survives the cut, and is within the TTL of user 1's own spine time.
-    rows = [feature_row(START, f_int=1, user_id=1), feature_row(START + DAY, f_int=2, user_id=2)]
-    spine = [{"id": 0, "user_id": 1, "shop": "1", "at": START + DAY}, {"id": 1, "user_id": 2, "shop": "1", "at": START + DAY}]
-    assert [row["f_int"] for row in one_view(macros, db, rows, spine, ttl="1 day")] == [1, 2]
+def test_each_entity_is_cut_by_its_own_spine_times(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
+    # User 1's earliest spine time less the TTL is exactly its first row's time (kept,
+    # matched); at START + 3 days that row is the latest and expired. User 2's rows lie
+    # outside user 1's bounds, and its spine times alone decide what it gets.
+    rows = [
+        feature_row(START, f_int=1, user_id=1),
+        feature_row(START + 10 * DAY, f_int=2, user_id=1),
+        feature_row(START - 30 * DAY, f_int=3, user_id=2),
+        feature_row(START + 30 * DAY, f_int=4, user_id=2),
+    ]
+    spine = [
+        {"id": 0, "user_id": 1, "shop": "1", "at": START + DAY},
+        {"id": 1, "user_id": 2, "shop": "1", "at": START - 30 * DAY + HOUR},
+        {"id": 2, "user_id": 1, "shop": "1", "at": START + 3 * DAY},
+        {"id": 3, "user_id": 2, "shop": "1", "at": START + 40 * DAY},
+        {"id": 4, "user_id": 1, "shop": "1", "at": START + 10 * DAY + HOUR},
+        {"id": 5, "user_id": 2, "shop": "1", "at": START + 30 * DAY + DAY},
+    ]
+    assert [row["f_int"] for row in one_view(macros, db, rows, spine, ttl="1 day")] == [1, 3, None, None, 2, 4]
 
 
 def test_a_spine_whose_every_time_is_null_keeps_its_rows_with_null_features(macros: Renderer, db: duckdb.DuckDBPyConnection) -> None:
