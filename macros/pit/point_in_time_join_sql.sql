@@ -110,9 +110,15 @@ __fs_match_{{ loop.index }} as (
 
 {#- DuckDB: a native ASOF JOIN per view finds, for each spine row, the latest timestamp
     <= the spine time (keys and timestamps only, so its sort stays narrow); the TTL is a
-    check on that timestamp. Only the rows at the matched (keys, timestamp) are then
-    fetched and ranked by the tie-break, so ties are resolved for about one row per
-    spine row rather than by ranking every row of the view. -#}
+    check on that timestamp. The ASOF JOIN sorts all of its right side, so that side is
+    first cut, entity by entity, to the rows a spine row could match: no later than the
+    entity's latest spine time and, with a TTL, no earlier than its earliest spine time
+    less the TTL (a hash join on the keys, which also drops entities the spine lacks).
+    A row cut below that bound is older than the TTL allows at every spine time of its
+    entity: where it would have been the latest row, the answer is NULL either way. Only
+    the rows at the matched (keys, timestamp) are then fetched and ranked by the
+    tie-break, so ties are resolved for about one row per spine row rather than by
+    ranking every row of the view. -#}
 {% macro duckdb__point_in_time_join_sql(spine, spine_timestamp, views, full_feature_names, include_timestamps, spine_columns) %}
 {%- set names = feature_store.pit_output_names(views, full_feature_names, include_timestamps) -%}
 with __fs_spine as (
@@ -121,10 +127,17 @@ with __fs_spine as (
 {%- for view in views %}
 {%- set times = '__fs_times_' ~ loop.index %}
 {%- set latest = '__fs_latest_' ~ loop.index %}
-{%- set event_at = feature_store.normalize_timestamp(adapter.quote(view.timestamp_column)) %},
+{%- set event_at = feature_store.normalize_timestamp('__fs_source.' ~ adapter.quote(view.timestamp_column)) %},
 {{ times }} as (
-    select {% for key in view.entity %}{{ adapter.quote(key) }}, {% endfor %}{{ event_at }} as __fs_event_at
+    select {% for key in view.entity %}__fs_source.{{ adapter.quote(key) }}, {% endfor %}{{ event_at }} as __fs_event_at
     from {{ view.relation }} as __fs_source
+    inner join (
+        select {% for key in view.entity %}{{ adapter.quote(key) }}, {% endfor %}min(__fs_at) as __fs_first, max(__fs_at) as __fs_last
+        from __fs_spine
+        group by {% for key in view.entity %}{{ adapter.quote(key) }}{{ ', ' if not loop.last }}{% endfor %}
+    ) as __fs_bounds
+        on {% for key in view.entity %}__fs_bounds.{{ adapter.quote(key) }} = __fs_source.{{ adapter.quote(key) }} and {% endfor %}{{ event_at }} <= __fs_bounds.__fs_last
+        and {{ feature_store.within_ttl(event_at, '__fs_bounds.__fs_first', view.ttl) }}
 ),
 __fs_view_{{ loop.index }} as (
     {{ feature_store.pit_view_rows(view) }}

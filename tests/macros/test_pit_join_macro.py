@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from macro_engines import Engine, on_engines
-from macro_harness import DAY, HOUR, MINUTE, START, mismatches, random_spine
+from macro_harness import DAY, HOUR, MINUTE, SECOND, START, mismatches, random_spine
 from serving.errors import FeatureStoreError
 from macro_reference import point_in_time
 
@@ -346,3 +346,101 @@ def test_full_feature_names_prefix_the_view_and_avoid_collisions(engine: Engine)
 def test_without_spine_columns_every_spine_column_comes_back(engine: Engine) -> None:
     actual = one_view(engine, [feature_row(START, f_int=1)], spine_rows(START), spine_columns=None)
     assert {"id": 0, "user_id": 1, "shop": "1", "at": START, "f_int": 1}.items() <= actual[0].items()
+
+
+# --- what the DuckDB join cuts before its ASOF JOIN -------------------------------------
+# It keeps, entity by entity, only the view rows no later than the entity's latest spine
+# time and, with a TTL, no earlier than its earliest spine time less the TTL. Each case
+# below sits on one edge of that cut; both implementations must agree on it.
+
+
+@on_engines(spark=False)
+def test_rows_later_than_an_entitys_latest_spine_time_are_never_matched_and_one_at_it_is(engine: Engine) -> None:
+    rows = [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2), feature_row(START + HOUR + 1, f_int=3)]
+    actual = one_view(engine, rows, spine_rows(START + HOUR, START), include_timestamps=True)
+    assert [(row["f_int"], row["profile__event_timestamp"]) for row in actual] == [(2, START + HOUR), (1, START)]
+
+
+@on_engines(spark=False)
+def test_without_a_ttl_a_row_older_than_every_spine_time_still_matches(engine: Engine) -> None:
+    actual = one_view(engine, [feature_row(START, f_int=5)], spine_rows(START + 400 * DAY, START + 500 * DAY))
+    assert [row["f_int"] for row in actual] == [5, 5]
+
+
+@on_engines(spark=False)
+def test_each_entity_is_cut_by_its_own_spine_times(engine: Engine) -> None:
+    # User 1's earliest spine time less the TTL is exactly its first row's time (kept,
+    # matched); at START + 3 days that row is the latest and expired. User 2's rows lie
+    # outside user 1's bounds, and its spine times alone decide what it gets.
+    rows = [
+        feature_row(START, f_int=1, user_id=1),
+        feature_row(START + 10 * DAY, f_int=2, user_id=1),
+        feature_row(START - 30 * DAY, f_int=3, user_id=2),
+        feature_row(START + 30 * DAY, f_int=4, user_id=2),
+    ]
+    spine = [
+        {"id": 0, "user_id": 1, "shop": "1", "at": START + DAY},
+        {"id": 1, "user_id": 2, "shop": "1", "at": START - 30 * DAY + HOUR},
+        {"id": 2, "user_id": 1, "shop": "1", "at": START + 3 * DAY},
+        {"id": 3, "user_id": 2, "shop": "1", "at": START + 40 * DAY},
+        {"id": 4, "user_id": 1, "shop": "1", "at": START + 10 * DAY + HOUR},
+        {"id": 5, "user_id": 2, "shop": "1", "at": START + 30 * DAY + DAY},
+    ]
+    assert [row["f_int"] for row in one_view(engine, rows, spine, ttl="1 day")] == [1, 3, None, None, 2, 4]
+
+
+@on_engines(spark=False)
+def test_a_spine_whose_every_time_is_null_keeps_its_rows_with_null_features(engine: Engine) -> None:
+    actual = one_view(engine, [feature_row(START, f_int=1)], spine_rows(None, None), ttl="1 day")
+    assert [(row["id"], row["f_int"]) for row in actual] == [(0, None), (1, None)]
+
+
+@on_engines(spark=False)
+def test_an_empty_spine_gives_no_rows(engine: Engine) -> None:
+    assert one_view(engine, [feature_row(START, f_int=1)], [], ttl="1 day") == []
+
+
+@on_engines(spark=False)
+def test_a_spine_time_column_named_like_the_view_time_column_is_the_spine_one(engine: Engine) -> None:
+    engine.load("profile", PROFILE_COLUMNS, [feature_row(START, f_int=1), feature_row(START + HOUR, f_int=2)])
+    engine.load("spine", {"id": "bigint", "user_id": "bigint", "ts": "timestamp"}, [{"id": 0, "user_id": 1, "ts": START + HOUR - 1}, {"id": 1, "user_id": 1, "ts": START + HOUR}])
+    sql = engine.macros.call("point_in_time_join_sql", engine.relation("spine"), "ts", [spec(engine, "profile", ["user_id"], ["f_int"], "1 day", "created")], False, True, ["id", "ts"])
+    assert engine.query(sql) == [
+        {"id": 0, "ts": START + HOUR - 1, "f_int": 1, "profile__event_timestamp": START},
+        {"id": 1, "ts": START + HOUR, "f_int": 2, "profile__event_timestamp": START + HOUR},
+    ]
+
+
+@on_engines(spark=False)
+def test_spine_rows_sharing_a_time_keep_their_order_across_entities_and_views(engine: Engine) -> None:
+    engine.load("profile", PROFILE_COLUMNS, [feature_row(START, f_int=user, user_id=user) for user in (1, 2, 3)])
+    engine.load("pairs", PAIR_COLUMNS, [{"user_id": user, "shop": "1", "ts": START, "g_value": user / 2} for user in (2, 3)])
+    users = [3, 1, 2, 3, None, 2, 404, 1, 3]
+    engine.load("spine", SPINE_COLUMNS, [{"id": i, "user_id": user, "shop": "1", "at": START} for i, user in enumerate(users)])
+    views = [spec(engine, "profile", ["user_id"], ["f_int"], "1 hour"), spec(engine, "pairs", ["user_id", "shop"], ["g_value"], "1 hour")]
+    actual = run_join(engine, views)
+    known = {1, 2, 3}
+    assert [(row["id"], row["f_int"], row["g_value"]) for row in actual] == [
+        (i, user if user in known else None, user / 2 if user in (2, 3) else None) for i, user in enumerate(users)
+    ]
+
+
+@on_engines(spark=False)
+def test_many_views_in_one_request_each_equal_the_reference(engine: Engine) -> None:
+    # One relation under eight names and TTLs: every view's cut and match is its own.
+    rng = random.Random(7)
+    profile = random_profile(rng, users=20, rows=600)
+    spine = random_spine(rng, 400, 24, SHOPS, spine_times(rng, [row["ts"] for row in profile if row["ts"] is not None], HOUR))
+    engine.load("profile", PROFILE_COLUMNS, profile)
+    engine.load("spine", SPINE_COLUMNS, spine)
+    ttls = [None, "1 second", "10 minutes", "1 hour", "2 hours", "1 day", "2 days", "1 week"]
+    views = [{**spec(engine, f"v{i}", ["user_id"], ["f_int", "f_str"], ttl, "created"), "relation": engine.relation("profile")} for i, ttl in enumerate(ttls)]
+
+    actual = run_join(engine, views, full_feature_names=True, include_timestamps=True)
+
+    seconds = {None: None, **{ttl: engine.macros.call("parse_duration", ttl, "test", "ttl")["seconds"] * SECOND for ttl in ttls if ttl}}
+    expected = expected_rows(
+        spine,
+        [(f"v{i}", point_in_time(spine, "at", profile, ["user_id"], "ts", ["f_int", "f_str"], "created", seconds[ttl])) for i, ttl in enumerate(ttls)],
+    )
+    assert not mismatches(actual, expected), mismatches(actual, expected)
