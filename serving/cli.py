@@ -121,7 +121,8 @@ def main(ctx: click.Context, project_dir: str, redis_url: str | None, target: st
 @_fail_cleanly
 def list_views(ctx: click.Context, as_json: bool) -> None:
     """List feature views with their entities, TTLs and features."""
-    views = _store(ctx).list_feature_views()
+    store = _store(ctx)
+    views = store.list_feature_views()
     if as_json:
         click.echo(json.dumps([_describe(view) for view in views], indent=2))
         return
@@ -130,6 +131,11 @@ def list_views(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{view.name}  [{', '.join(view.entity)}]  ({flags})")
         for feature in view.features:
             click.echo(f"    {feature.name}: {feature.data_type or '?'}  {feature.description}")
+    for on_demand in store.list_on_demand_feature_views():
+        fields = ", ".join(f"{field.name} {field.data_type}" for field in on_demand.request_fields) or "none"
+        click.echo(f"{on_demand.name}  (on demand: reads {', '.join(view for view, _ in on_demand.sources)}; request fields: {fields})")
+        for feature in on_demand.features:
+            click.echo(f"    {feature.name}: {feature.data_type}  {feature.description}")
 
 
 def _describe(view: FeatureView) -> dict[str, Any]:

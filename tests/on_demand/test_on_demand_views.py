@@ -127,6 +127,8 @@ def test_the_cli_takes_request_fields_as_entities(project: Path, store: FeatureS
     assert missing.stderr.strip() == (
         "error: the entity rows lack request field(s) amount; on-demand view 'purchase_request_features' needs amount (double)"
     )
+    listed = featurestore(project, store, "list")
+    assert "purchase_request_features  (on demand: reads user_purchase_windows; request fields: amount double)" in listed.stdout
     bad = featurestore(project, store, "get", *EXAMPLE, "--entity", "user_id=3", "--entity", "amount=lots")
     assert bad.returncode == 1
     assert bad.stderr.strip() == "error: request field amount is double; got 'lots', which is not a number (or null)"
