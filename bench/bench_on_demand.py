@@ -19,22 +19,21 @@ plain read. Also the evaluation alone (Arrow table + DuckDB query + Python lists
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
-import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from bench_http import materialize_sample  # noqa: E402
 from bench_online import percentiles, timed  # noqa: E402
+from online.online_checks import drop_prefix  # noqa: E402
 from project_copies import copy_project, dbt, generate_sample_data  # noqa: E402
 from serving.embedded_redis import redis_url_or_embedded  # noqa: E402
 from serving.engines.duckdb import InProcessSQL  # noqa: E402
@@ -60,18 +59,12 @@ def main() -> None:
         try:
             run(project, url, prefix, args.reads)
         finally:
-            client = redis.Redis.from_url(url)
-            for key in client.scan_iter(match=f"{prefix}:*", count=10_000):
-                client.unlink(key)
-            client.close()
+            drop_prefix(url, prefix)
 
 
 def run(project: Path, url: str, prefix: str, reads: int) -> None:
     store = FeatureStore(project, redis_url=url, redis_prefix=prefix)
-    as_of = pd.read_parquet(project / "data" / "sample" / "purchases.parquet", columns=["event_timestamp"])["event_timestamp"].max()
-    print(f"redis: {url.split('@')[-1]}; {store.materialize(as_of=as_of.to_pydatetime(), progress=False)}")
-    print(f"load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes' load skews every figure)")
-    users = sorted(store.offline.snapshot(store.get_feature_view("user_purchase_windows"), as_of.to_pydatetime()).column("user_id").to_pylist())
+    users = materialize_sample(store)
     rng = random.Random(1)
     keys = [rng.sample(users, 100) for _ in range(50)]
     plain_rows = [[{"user_id": user} for user in chosen] for chosen in keys]

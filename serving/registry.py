@@ -171,12 +171,10 @@ class OnDemandView:
         return [feature.name for feature in self.features]
 
     def feature(self, name: str) -> Feature:
-        for feature in self.features:
-            if feature.name == name:
-                return feature
-        raise UnknownFeatureError(
-            f"feature '{name}' is not in on-demand view '{self.name}'; its features: {', '.join(self.feature_names)}"
-        )
+        found = {feature.name: feature for feature in self.features}.get(name)
+        if found is None:
+            raise UnknownFeatureError(f"feature '{name}' is not in on-demand view '{self.name}'; its features: {', '.join(self.feature_names)}")
+        return found
 
 
 # The relation on_demand_select reads in process (serving.engines.duckdb.InProcessSQL).
