@@ -19,26 +19,27 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import pyarrow as pa
+import numpy as np
 
 from serving.entities import check_outputs
 from serving.errors import EntityKeyError, InputError
 from serving.registry import FeatureView, OnDemandView, Registry, RequestField
 
-# The Arrow type of each type macros/on_demand/on_demand_view_spec.sql allows (on_demand_types).
-ARROW_TYPES = {
-    "boolean": pa.bool_(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "varchar": pa.string(),
-}
 _NEEDS = {
     "boolean": "true or false",
     "integer": "an integer",
     "bigint": "an integer",
     "double": "a number",
     "varchar": "a string",
+}
+# The Python values each type macros/on_demand/on_demand_view_spec.sql allows
+# (on_demand_types) takes as is; numpy scalars of the same kind are converted.
+PYTHON_TYPES = {
+    "boolean": {bool, type(None)},
+    "integer": {int, type(None)},
+    "bigint": {int, type(None)},
+    "double": {float, int, type(None)},
+    "varchar": {str, type(None)},
 }
 PRESENT = "present"
 NULL = "null"
@@ -93,9 +94,13 @@ class OnDemandPlan:
         layout = self._layouts.get(view.name)
         if layout is None:
             layout = self._layouts[view.name] = _layout(view)
-        arrays = [_array(request[name] if column is None else read.columns[column], name, arrow_type, view) for name, column, arrow_type in layout]
-        table = pa.Table.from_arrays(arrays, names=[name for name, _, _ in layout])
-        by_name = dict(zip(view.feature_names, self._evaluator(view).evaluate(table)))
+        inputs = []
+        for name, column, data_type in layout:
+            if column is None:
+                inputs.append(_check_request_values(view, name, data_type, request[name]))
+            else:
+                inputs.append(read.columns[column])
+        by_name = dict(zip(view.feature_names, self._evaluator(view).evaluate(inputs)))
         stamps = _latest([read.event_timestamps[source_column(source, features[0])] for source, features in view.sources])
         for name, output in zip(names, outputs):
             values = by_name[name]
@@ -112,39 +117,39 @@ class OnDemandPlan:
         return evaluator
 
 
-def _layout(view: OnDemandView) -> list[tuple[str, str | None, pa.DataType | None]]:
-    """Each input of the view: its name, its column in the read (None: a request field),
-    and its Arrow type (None: left to Arrow, for declared types beyond ARROW_TYPES)."""
+def _layout(view: OnDemandView) -> list[tuple[str, str | None, str]]:
+    """Each input of the view, in the SQL's parameter order: its name, its column in the
+    read (None: a request field) and its declared type."""
     return [
-        (
-            input_["name"],
-            None if input_.get("view") is None else source_column(input_["view"], input_["name"]),
-            ARROW_TYPES.get(str(input_.get("data_type") or "").lower()),
-        )
+        (input_["name"], None if input_.get("view") is None else source_column(input_["view"], input_["name"]), str(input_["data_type"]))
         for input_ in view.spec["inputs"]
     ]
 
 
-def _array(values: list[Any], name: str, arrow_type: pa.DataType | None, view: OnDemandView) -> pa.Array:
-    if arrow_type is None:
-        return pa.array(values)
-    try:
-        return pa.array(values, type=arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        position = next((i for i, value in enumerate(values) if not _fits(value, arrow_type)), 0)
-        data_type = next((f.data_type for f in view.request_fields if f.name == name), str(arrow_type))
-        raise InputError(
-            f"entity row {position}: {name}={values[position]!r} does not fit {data_type}; request field {name} "
-            f"of on-demand view '{view.name}' needs {_NEEDS.get(data_type, data_type)} (or null)"
-        ) from None
+def _check_request_values(view: OnDemandView, name: str, data_type: str, values: list[Any]) -> list[Any]:
+    """The request field's values, each of a Python type its declared type takes (checked
+    in bulk first, and value by value only when some value is not a plain Python one)."""
+    if set(map(type, values)) <= PYTHON_TYPES[data_type]:
+        return values
+    for position, value in enumerate(values):
+        if not _fits(value, data_type):
+            raise InputError(
+                f"entity row {position}: {name}={value!r} does not fit {data_type}; request field {name} "
+                f"of on-demand view '{view.name}' needs {_NEEDS[data_type]} (or null)"
+            )
+    return [value.item() if isinstance(value, np.generic) else value for value in values]
 
 
-def _fits(value: Any, arrow_type: pa.DataType) -> bool:
-    try:
-        pa.array([value], type=arrow_type)
+def _fits(value: Any, data_type: str) -> bool:
+    if value is None or type(value) in PYTHON_TYPES[data_type]:
         return True
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return False
+    if isinstance(value, (bool, np.bool_)):
+        return data_type == "boolean"
+    if data_type in ("integer", "bigint"):
+        return isinstance(value, np.integer)
+    if data_type == "double":
+        return isinstance(value, (np.integer, np.floating))
+    return False
 
 
 def _latest(columns: list[list[dt.datetime | None]]) -> list[dt.datetime | None]:

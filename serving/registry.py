@@ -154,8 +154,8 @@ class RequestField:
 class OnDemandView:
     """Features computed per request by SQL expressions over source features and request
     fields (macros/on_demand/on_demand_view_spec.sql). `sql` is on_demand_select rendered
-    over the relation `fs_on_demand_input`, for DuckDB in process; `settings` make DuckDB
-    compute as the target's warehouse does."""
+    for DuckDB in process (each input a list parameter, in the spec's input order);
+    `settings` make DuckDB compute as the target's warehouse does."""
 
     name: str
     description: str
@@ -175,10 +175,6 @@ class OnDemandView:
         if found is None:
             raise UnknownFeatureError(f"feature '{name}' is not in on-demand view '{self.name}'; its features: {', '.join(self.feature_names)}")
         return found
-
-
-# The relation on_demand_select reads in process (serving.engines.duckdb.InProcessSQL).
-IN_PROCESS_INPUT = "fs_on_demand_input"
 
 
 class Registry:
@@ -359,7 +355,7 @@ def _on_demand_views(manifest: dict[str, Any], renderer: Renderer, views: dict[s
             sources=tuple((source["view"], tuple(source["features"])) for source in spec["sources"]),
             request_fields=tuple(RequestField(f["name"], f["data_type"]) for f in spec["request_fields"]),
             features=tuple(Feature(f["name"], f["data_type"], f.get("description") or "") for f in spec["features"]),
-            sql=renderer.call("on_demand_select", spec, IN_PROCESS_INPUT),
+            sql=renderer.call("on_demand_select", spec, None, None, [], True),
             settings=dict(settings or {}),
             spec=spec,
         )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from serving.errors import FeatureStoreError
-from serving.on_demand import ARROW_TYPES
+from serving.on_demand import PYTHON_TYPES
 from serving.rendering import Renderer
 
 VIEWS = {
@@ -88,11 +88,16 @@ def test_bad_declarations_are_refused_naming_what_is_wrong(macros: Renderer, bad
 
 
 def test_python_maps_every_type_the_macro_allows(macros: Renderer) -> None:
-    assert macros.call("on_demand_types") == list(ARROW_TYPES)
+    assert macros.call("on_demand_types") == list(PYTHON_TYPES)
 
 
 def test_one_sql_text_casts_inputs_and_results_to_their_declared_types(macros: Renderer) -> None:
     spec = macros.call("on_demand_view_spec", node(), VIEWS)
-    sql = macros.call("on_demand_select", spec, "fs_on_demand_input")
+    sql = macros.call("on_demand_select", spec, "requests")
     assert "cast((amount / nullif(spend, 0)) as double) as \"ratio\"" in sql
     assert 'cast("amount" as double) as "amount"' in sql and 'cast("spend" as double) as "spend"' in sql
+    in_process = macros.call("on_demand_select", spec, None, None, [], True)
+    assert in_process.replace(" ", "").replace("\n", "").endswith(
+        'from(selectunnest($1)as"spend",unnest($2)as"amount")as__fs_request)as__fs_on_demand_inputs'
+    )
+    assert "cast((amount / nullif(spend, 0)) as double) as \"ratio\"" in in_process
