@@ -218,10 +218,8 @@ def historical_arguments(plan: OnDemandPlan, registry: Registry) -> tuple[list[d
     for view, names, names_out in plan.outputs:
         if isinstance(view, OnDemandView):
             index += 1
-            columns = {
-                input_["name"]: (input_["name"] if input_.get("view") is None else source_column(input_["view"], input_["name"]))
-                for input_ in view.spec["inputs"]
-            }
+            # Request fields are spine columns of their own name; source features come out of the join as view__feature.
+            columns = {name: column or name for name, column, _ in _layout(view)}
             on_demand.append({"view": view.spec, "columns": columns})
             outputs += [[index, name, output] for name, output in zip(names, names_out)]
         else:

@@ -134,6 +134,19 @@ def test_the_cli_takes_request_fields_as_entities(project: Path, store: FeatureS
     assert bad.stderr.strip() == "error: request field amount is double; got 'lots', which is not a number (or null)"
 
 
+def test_the_cli_reads_request_fields_from_the_entities_file(project: Path, store: FeatureStore, tmp_path: Path) -> None:
+    entities = tmp_path / "entities.csv"
+    entities.write_text("user_id,event_timestamp,amount\n3,2026-02-08T06:00:00Z,12.5\n4,2026-02-08T06:00:00Z,\n")
+    out = tmp_path / "training.csv"
+    result = featurestore(project, store, "historical", "--entities", str(entities), "--features", ",".join(EXAMPLE), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    written = pd.read_csv(out)
+    frame = pd.DataFrame({"user_id": [3, 4], "event_timestamp": pd.Timestamp(AS_OF, tz="UTC"), "amount": [12.5, None]})
+    expected = store.get_historical_features(frame, EXAMPLE)
+    assert written["amount_vs_avg_30d"].tolist()[:1] == expected["amount_vs_avg_30d"].tolist()[:1]
+    assert pd.isna(written["amount_vs_avg_30d"][1])
+
+
 def test_http_takes_request_fields_beside_the_keys(project: Path, store: FeatureStore) -> None:
     with served(project, REDIS_URL, store.redis_prefix) as base:
         status, _, body = request(base, "POST", "/get-online-features", {"features": EXAMPLE, "entities": {"user_id": [3, 4], "amount": [12.5, None]}})
