@@ -198,7 +198,8 @@ class FeatureStore:
         if self._online is None:
             self._online = OnlineClient(self._online_nodes(), self._keys, self.registry, self._timing)
         response = redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)
-        if self.serving_log_rate:
+        # Reads naming on-demand views are not logged: the skew check knows feature views only.
+        if self.serving_log_rate and not self._online.names_on_demand(features, full_feature_names):
             self._serving_log_writer().record(features, full_feature_names, response)
         return response
 

@@ -194,6 +194,10 @@ class OnlineClient:
             self._on_demand[cache_key] = on_demand_plan(self.registry, features, full_feature_names)
         return self._on_demand[cache_key]
 
+    def names_on_demand(self, features: Sequence[str] | str, full_feature_names: bool = False) -> bool:
+        """Whether a request with these features computes on-demand views."""
+        return self._on_demand_plan(features, full_feature_names) is not None
+
     def get_online_features(
         self, features: Sequence[str] | str, entity_rows: Any, full_feature_names: bool = False
     ) -> OnlineResponse:
