@@ -157,12 +157,18 @@ def main() -> None:
             client.close()
 
 
+def materialize_sample(store: FeatureStore) -> list[int]:
+    """Materializes the sample project as of its last purchase; returns the users it holds."""
+    project = store.project_dir
+    as_of = pd.read_parquet(project / "data" / "sample" / "purchases.parquet", columns=["event_timestamp"])["event_timestamp"].max()
+    print(f"redis: {store.redis_url.split('@')[-1]}; {store.materialize(as_of=as_of.to_pydatetime(), progress=False)}")
+    print(f"load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes' load skews every figure)")
+    return sorted(store.offline.snapshot(store.get_feature_view("user_purchase_windows"), as_of.to_pydatetime()).column("user_id").to_pylist())
+
+
 def run(project: Path, url: str, prefix: str, folder: Path, args: argparse.Namespace) -> None:
     store = FeatureStore(project, redis_url=url, redis_prefix=prefix)
-    as_of = pd.read_parquet(project / "data" / "sample" / "purchases.parquet", columns=["event_timestamp"])["event_timestamp"].max()
-    print(f"redis: {url.split('@')[-1]}; {store.materialize(as_of=as_of.to_pydatetime(), progress=False)}")
-    print(f"load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes' load skews every figure)")
-    users = sorted(store.offline.snapshot(store.get_feature_view("user_purchase_windows"), as_of.to_pydatetime()).column("user_id").to_pylist())
+    users = materialize_sample(store)
     rng = random.Random(1)
     singles = [{"features": SINGLE, "entities": {"user_id": [rng.choice(users)]}} for _ in range(200)]
     hundreds = [{"features": TWO_VIEWS, "entities": {"user_id": rng.sample(users, 100)}, "full_feature_names": True} for _ in range(200)]

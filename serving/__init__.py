@@ -8,7 +8,7 @@ from serving.errors import (
     RegistryError,
     UnknownFeatureError,
 )
-from serving.registry import Feature, FeatureView
+from serving.registry import Feature, FeatureView, OnDemandView, RequestField
 from serving.store import FeatureStore
 
 __all__ = [
@@ -17,8 +17,10 @@ __all__ = [
     "FeatureStore",
     "FeatureStoreError",
     "FeatureView",
+    "OnDemandView",
     "OfflineStoreError",
     "OnlineStoreError",
     "RegistryError",
+    "RequestField",
     "UnknownFeatureError",
 ]

@@ -121,7 +121,8 @@ def main(ctx: click.Context, project_dir: str, redis_url: str | None, target: st
 @_fail_cleanly
 def list_views(ctx: click.Context, as_json: bool) -> None:
     """List feature views with their entities, TTLs and features."""
-    views = _store(ctx).list_feature_views()
+    store = _store(ctx)
+    views = store.list_feature_views()
     if as_json:
         click.echo(json.dumps([_describe(view) for view in views], indent=2))
         return
@@ -130,6 +131,11 @@ def list_views(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{view.name}  [{', '.join(view.entity)}]  ({flags})")
         for feature in view.features:
             click.echo(f"    {feature.name}: {feature.data_type or '?'}  {feature.description}")
+    for on_demand in store.list_on_demand_feature_views():
+        fields = ", ".join(f"{field.name} {field.data_type}" for field in on_demand.request_fields) or "none"
+        click.echo(f"{on_demand.name}  (on demand: reads {', '.join(view for view, _ in on_demand.sources)}; request fields: {fields})")
+        for feature in on_demand.features:
+            click.echo(f"    {feature.name}: {feature.data_type}  {feature.description}")
 
 
 def _describe(view: FeatureView) -> dict[str, Any]:
@@ -198,16 +204,24 @@ def _age(seconds: float | None) -> str:
 
 def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, ...]) -> list[dict[str, Any]]:
     """`--entity key=value` pairs, in order, as entity rows: a key already in the current row
-    starts the next one, so `user_id=1 user_id=2` is two rows and `user_id=1 category=books` one."""
-    key_types = Registry.key_types(view for view, _ in store.registry.resolve(references))
+    starts the next one, so `user_id=1 user_id=2` is two rows and `user_id=1 category=books` one.
+    On-demand views' request fields are given the same way (`--entity amount=12.5`)."""
+    key_types = Registry.key_types(view for view, _ in store.registry.source_views(references))
+    request_types = {
+        field.name: field.data_type
+        for view, _ in store.registry.resolve_any(references)
+        for field in getattr(view, "request_fields", ())
+    }
     rows: list[dict[str, Any]] = [{}]
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep:
-            raise EntityKeyError(f"--entity '{pair}' is not key=value; keys: {', '.join(key_types)}")
+            raise EntityKeyError(f"--entity '{pair}' is not key=value; keys: {', '.join([*key_types, *request_types])}")
         if key in rows[-1]:
             rows.append({})
-        if key_types.get(key) is int:
+        if key in request_types:
+            rows[-1][key] = _request_value(key, text, request_types[key])
+        elif key_types.get(key) is int:
             # Python's int() would also take '1_000' and ' 1'; a key is written as digits.
             if not INTEGER_TEXT.fullmatch(text):
                 raise EntityKeyError(f"entity key {key} is an integer; got '{text}'")
@@ -217,10 +231,30 @@ def _parse_entities(store: Any, references: tuple[str, ...], pairs: tuple[str, .
     return rows
 
 
+def _request_value(name: str, text: str, data_type: str) -> Any:
+    """A request field's value as typed on the command line; `null` is NULL unless it is text."""
+    if data_type == "varchar":
+        return text
+    if text == "null":
+        return None
+    if data_type in ("integer", "bigint") and INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if data_type == "boolean" and text in ("true", "false"):
+        return text == "true"
+    if data_type == "double":
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    needs = {"integer": "an integer", "bigint": "an integer", "boolean": "true or false", "double": "a number"}[data_type]
+    raise InputError(f"request field {name} is {data_type}; got '{text}', which is not {needs} (or null)")
+
+
 @main.command()
 @click.argument("features", nargs=-1, required=True)
 @click.option("--entity", "entities", multiple=True, required=True,
-              help="Entity key as key=value; repeat for a composite key, and repeat a key to read another entity.")
+              help="Entity key as key=value; repeat for a composite key, and repeat a key to read another entity. "
+              "On-demand views' request fields go here too (amount=12.5).")
 @click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
 @click.pass_context
 @_fail_cleanly
@@ -266,7 +300,7 @@ def historical(
         _check_out(out_path)
     store = _store(ctx)
     references = [part for item in features for part in item.split(",") if part]
-    key_types = Registry.key_types(view for view, _ in store.registry.resolve(references))
+    key_types = Registry.key_types(view for view, _ in store.registry.source_views(references))
     column = timestamp_column or "event_timestamp"
     entity_df = read_entities(entities_path, key_types, column, timestamp_format, timestamp_unit)
     result = store.get_historical_features(

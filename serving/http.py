@@ -94,9 +94,11 @@ def status_for(error: Exception) -> int:
 # ---------------------------------------------------------------- requests
 
 
-def parse_online_request(body: bytes) -> tuple[list[str], list[dict[str, Any]], bool]:
+def parse_online_request(body: bytes, request_fields: frozenset[str] = frozenset()) -> tuple[list[str], list[dict[str, Any]], bool]:
     """Feast's request body → (features, entity rows, full_feature_names). Checks only the
-    JSON shape; which keys and key types the views need is the store's to say."""
+    JSON shape; which keys and key types the views need is the store's to say. As in Feast,
+    on-demand views' request fields (`request_fields`) sit beside the keys in "entities";
+    their values may also be numbers, booleans and nulls."""
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -114,15 +116,20 @@ def parse_online_request(body: bytes) -> tuple[list[str], list[dict[str, Any]], 
     full_feature_names = request.get("full_feature_names", False)
     if not isinstance(full_feature_names, bool):
         raise BadRequestError(f'"full_feature_names" must be true or false; got {_excerpt(full_feature_names)}')
-    return features, _entity_rows(request.get("entities")), full_feature_names
+    return features, _entity_rows(request.get("entities"), request_fields), full_feature_names
 
 
-def _entity_rows(entities: Any) -> list[dict[str, Any]]:
+def _entity_rows(entities: Any, request_fields: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     if not isinstance(entities, dict) or not entities:
         raise BadRequestError(f'"entities" must map each entity key column to a list of values, e.g. {{"user_id": [1, 2]}}; got {_excerpt(entities)}')
     for key, values in entities.items():
         if not isinstance(values, list):
             raise BadRequestError(f'entities["{key}"] must be a list of values; got {_excerpt(values)}')
+        if key in request_fields:
+            bad = next(((i, v) for i, v in enumerate(values) if isinstance(v, (list, dict))), None)
+            if bad is not None:
+                raise BadRequestError(f'entities["{key}"][{bad[0]}] = {_excerpt(bad[1])}: a request field value must be a number, string, boolean or null')
+            continue
         # Keys are encoded as 64-bit ints or strings; nothing else may reach the encoder.
         # Checked in bulk (C loops), and value by value only to name the bad one.
         kinds = set(map(type, values))
@@ -391,8 +398,10 @@ def create_app(store: FeatureStore) -> Starlette:
     workers."""
     store.serving_log_source = "http"  # what the serving log records these reads as
 
+    request_fields = frozenset(field.name for view in store.registry.on_demand_views.values() for field in view.request_fields)
+
     async def get_online_features(request: Request) -> Response:
-        features, rows, full_feature_names = parse_online_request(await read_body(request))
+        features, rows, full_feature_names = parse_online_request(await read_body(request), request_fields)
         response = store.get_online_features(features, rows, full_feature_names=full_feature_names)
         return json_response(feast_response(response))
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 from serving.engines import DEFAULT_BATCH_ROWS, Engine
 from serving.entities import check_entity_frame, check_outputs
 from serving.errors import InputError, OfflineStoreError
+from serving.on_demand import OnDemandPlan, historical_arguments, missing_request_fields
 from serving.registry import FeatureView, Registry
 from serving.rendering import Renderer
 
@@ -82,6 +83,9 @@ class OfflineStore:
         needed = list(dict.fromkeys([*key_types, timestamp_column]))
         spine = pa.Table.from_pandas(entity_df[needed], preserve_index=False)
         sql = self.historical_sql(views, timestamp_column, full_feature_names)
+        return self._join(entity_df, spine, sql, timestamp_column)
+
+    def _join(self, entity_df: pd.DataFrame, spine: pa.Table, sql: str, timestamp_column: str) -> pd.DataFrame:
         with self.engine.session() as session:
             relation = session.upload(spine, ENTITY_TABLE)
             joined = session.query(sql.replace(ENTITY_PLACEHOLDER, relation))
@@ -107,6 +111,34 @@ class OfflineStore:
             False,
             [timestamp_column],
         )
+
+    def historical_on_demand(
+        self, entity_df: pd.DataFrame, plan: OnDemandPlan, registry: Registry, timestamp_column: str
+    ) -> pd.DataFrame:
+        """As historical, for a request naming on-demand views: the entity_df's request field
+        columns go up with the keys, and the warehouse computes the expressions inside the
+        point-in-time query (point_in_time_on_demand_sql)."""
+        sources = registry.resolve(plan.reads)
+        key_types = Registry.key_types(view for view, _ in sources)
+        check_entity_frame(entity_df, key_types, timestamp_column)
+        missing = missing_request_fields(plan, list(entity_df.columns), "entity_df lacks")
+        if missing is not None:
+            raise missing
+        check_outputs([name for _, _, names in plan.outputs for name in names], list(entity_df.columns))
+        needed = list(dict.fromkeys([*key_types, timestamp_column, *plan.request_fields]))
+        spine = pa.Table.from_pandas(entity_df[needed], preserve_index=False)
+        views, on_demand, outputs = historical_arguments(plan, registry)
+        sql = self.renderer.call(
+            "point_in_time_on_demand_sql",
+            ENTITY_PLACEHOLDER,
+            timestamp_column,
+            views,
+            on_demand,
+            outputs,
+            [timestamp_column],
+            list(plan.request_fields),
+        )
+        return self._join(entity_df, spine, sql, timestamp_column)
 
     def snapshot_sql(self, view: FeatureView, as_of: dt.datetime, feature_names: list[str] | None = None) -> str:
         """The SQL of `view`'s snapshot at `as_of`: what Redis should hold (see snapshot_sql)."""

@@ -142,11 +142,47 @@ def _check_manifest_shape(manifest: Any, path: Path) -> None:
         raise RegistryError(f"{path} is not a dbt manifest: {problem}; delete it and run `dbt parse` to write it again")
 
 
-class Registry:
-    """Feature views by name, from one manifest."""
+@dataclass(frozen=True)
+class RequestField:
+    """A value the caller sends with each entity row for on-demand views (e.g. amount)."""
 
-    def __init__(self, views: dict[str, FeatureView]) -> None:
+    name: str
+    data_type: str
+
+
+@dataclass(frozen=True)
+class OnDemandView:
+    """Features computed per request by SQL expressions over source features and request
+    fields (macros/on_demand/on_demand_view_spec.sql). `sql` is on_demand_select rendered
+    for DuckDB in process (each input a list parameter, in the spec's input order);
+    `settings` make DuckDB compute as the target's warehouse does."""
+
+    name: str
+    description: str
+    sources: tuple[tuple[str, tuple[str, ...]], ...]
+    request_fields: tuple[RequestField, ...]
+    features: tuple[Feature, ...]
+    sql: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+    def feature(self, name: str) -> Feature:
+        found = {feature.name: feature for feature in self.features}.get(name)
+        if found is None:
+            raise UnknownFeatureError(f"feature '{name}' is not in on-demand view '{self.name}'; its features: {', '.join(self.feature_names)}")
+        return found
+
+
+class Registry:
+    """Feature views by name, from one manifest (and the on-demand views over them)."""
+
+    def __init__(self, views: dict[str, FeatureView], on_demand_views: dict[str, OnDemandView] | None = None) -> None:
         self.views = views
+        self.on_demand_views = on_demand_views or {}
 
     @classmethod
     def from_project(cls, project_dir: str | os.PathLike[str], target: str | None = None) -> Registry:
@@ -168,7 +204,47 @@ class Registry:
                 (node.get("config") or {}).get("database"), node["schema"], node.get("alias") or node["name"]
             )
             views[spec["name"]] = _view_from_spec(spec, node)
-        return cls(dict(sorted(views.items())))
+        return cls(dict(sorted(views.items())), _on_demand_views(manifest, renderer, views))
+
+    def resolve_any(self, references: Iterable[str] | str) -> list[tuple[FeatureView | OnDemandView, list[str]]]:
+        """As resolve, for references to feature views and on-demand views alike."""
+        if not self.on_demand_views:
+            return list(self.resolve(references))
+        if isinstance(references, str):
+            references = [references]
+        resolved: dict[str, list[str]] = {}
+        for reference in references:
+            view_name, sep, feature_name = str(reference).partition(":")
+            view = self.on_demand_views.get(view_name)
+            if view is None:
+                if view_name not in self.views and sep and view_name and feature_name:
+                    raise UnknownFeatureError(
+                        f"feature view '{view_name}' does not exist; feature views: {', '.join(self.views) or '(none)'}; "
+                        f"on-demand views: {', '.join(self.on_demand_views)}"
+                    )
+                [(view, names)] = self.resolve([reference])
+            else:
+                names = view.feature_names if feature_name == "*" else [view.feature(feature_name).name]
+            chosen = resolved.setdefault(view_name, [])
+            chosen.extend(name for name in names if name not in chosen)
+        if not resolved:
+            raise UnknownFeatureError("no features requested; ask for at least one view:feature")
+        result: list[tuple[FeatureView | OnDemandView, list[str]]] = []
+        for name, chosen in resolved.items():
+            view = self.on_demand_views.get(name) or self.views[name]
+            result.append((view, [feature for feature in view.feature_names if feature in chosen]))
+        return result
+
+    def source_views(self, references: Iterable[str] | str) -> list[tuple[FeatureView, list[str]]]:
+        """The feature views a request reads: those referenced, and those the referenced
+        on-demand views read (their entity keys are the request's)."""
+        reads: list[str] = []
+        for view, names in self.resolve_any(references):
+            if isinstance(view, OnDemandView):
+                reads += [f"{source}:{feature}" for source, features in view.sources for feature in features]
+            else:
+                reads += [f"{view.name}:{feature}" for feature in names]
+        return self.resolve(reads)
 
     def view(self, name: str) -> FeatureView:
         try:
@@ -258,3 +334,29 @@ def _view_from_spec(spec: dict[str, Any], node: dict[str, Any]) -> FeatureView:
         entity_types={key: (columns.get(key) or {}).get("data_type") for key in spec["entity"]},
         spec=spec,
     )
+
+
+def _on_demand_views(manifest: dict[str, Any], renderer: Renderer, views: dict[str, FeatureView]) -> dict[str, OnDemandView]:
+    """Models with `config.meta.on_demand_feature_view`, through on_demand_view_spec."""
+    nodes = [
+        node for node in manifest.get("nodes", {}).values()
+        if node.get("resource_type") == "model" and "on_demand_feature_view" in ((node.get("config") or {}).get("meta") or {})
+    ]
+    if not nodes:
+        return {}
+    specs = {name: view.spec for name, view in views.items()}
+    settings = renderer.call("in_process_settings")
+    result = {}
+    for node in sorted(nodes, key=lambda node: node["name"]):
+        spec = renderer.call("on_demand_view_spec", node, specs)
+        result[spec["name"]] = OnDemandView(
+            name=spec["name"],
+            description=spec.get("description") or "",
+            sources=tuple((source["view"], tuple(source["features"])) for source in spec["sources"]),
+            request_fields=tuple(RequestField(f["name"], f["data_type"]) for f in spec["request_fields"]),
+            features=tuple(Feature(f["name"], f["data_type"], f.get("description") or "") for f in spec["features"]),
+            sql=renderer.call("on_demand_select", spec, None, None, [], True),
+            settings=dict(settings or {}),
+            spec=spec,
+        )
+    return result

@@ -14,19 +14,20 @@ from redis.cluster import RedisCluster
 from serving.datasets import SavedDataset, SavedDatasets, Verification, check_name
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
-from serving.errors import EntityKeyError, UnknownFeatureError
+from serving.errors import EntityKeyError, InputError, UnknownFeatureError
 from serving.monitoring.drift import DriftReport
 from serving.monitoring.drift_sources import DriftSources, compare
 from serving.monitoring.serving_log import FlushSummary, ServingLogFlusher, ServingLogWriter, fraction, maxlen_from_env, rate_from
 from serving.monitoring.skew import SkewChecker, SkewReport, Thresholds
 from serving.offline import OfflineStore, to_utc_naive
+from serving.on_demand import plan as on_demand_plan
 from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
 from serving.online.export import Exporter, MaterializeSummary
 from serving.online.keys import KeySpace
 from serving.online.read import OnlineClient, OnlineResponse
 from serving.online.status import ViewStatus, online_status
 from serving.online.versions import Timing, Versions
-from serving.registry import FeatureView, Registry, load_manifest
+from serving.registry import FeatureView, OnDemandView, Registry, load_manifest
 from serving.rendering import Renderer
 
 
@@ -76,6 +77,9 @@ class FeatureStore:
     def get_feature_view(self, name: str) -> FeatureView:
         return self.registry.view(name)
 
+    def list_on_demand_feature_views(self) -> list[OnDemandView]:
+        return list(self.registry.on_demand_views.values())
+
     def get_historical_features(
         self,
         entity_df: pd.DataFrame | Sequence[Mapping[str, Any]],
@@ -92,8 +96,13 @@ class FeatureStore:
         if save_as is not None:
             check_name(save_as)
         entity_df = entity_frame(entity_df)
-        views = self.registry.resolve(features)
+        on_demand = on_demand_plan(self.registry, features, full_feature_names)
         column = timestamp_column or _timestamp_column(entity_df)
+        if on_demand is not None:  # request fields are entity_df columns (serving.on_demand)
+            if save_as is not None:
+                raise InputError("save_as does not take on-demand features yet; save the training set without them")
+            return self.offline.historical_on_demand(entity_df, on_demand, self.registry, column)
+        views = self.registry.resolve(features)
         result = self.offline.historical(entity_df, views, column, full_feature_names)
         if save_as is not None:
             references = [features] if isinstance(features, str) else list(features)
@@ -189,7 +198,8 @@ class FeatureStore:
         if self._online is None:
             self._online = OnlineClient(self._online_nodes(), self._keys, self.registry, self._timing)
         response = redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)
-        if self.serving_log_rate:
+        # Reads naming on-demand views are not logged: the skew check knows feature views only.
+        if self.serving_log_rate and not self._online.names_on_demand(features, full_feature_names):
             self._serving_log_writer().record(features, full_feature_names, response)
         return response
 

@@ -6,6 +6,7 @@ between two calls."""
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,8 +14,8 @@ from typing import Any, Iterator
 import duckdb
 import pyarrow as pa
 
-from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, column_not_built, not_built, query_failed
-from serving.errors import OfflineStoreError
+from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, column_not_built, first_line, not_built, query_failed
+from serving.errors import InputError, OfflineStoreError
 
 name = "duckdb"
 
@@ -111,3 +112,31 @@ def parameters(target: Any, project_dir: Path) -> dict[str, Any]:
 
 def from_parameters(parameters: dict[str, Any]) -> DuckDBEngine:
     return DuckDBEngine(Path(parameters["path"]), parameters["settings"])
+
+
+class InProcessSQL:
+    """One SELECT evaluated in this process over a request's rows: how online reads compute
+    on-demand features (serving.on_demand). The rows arrive as one Python list per input,
+    bound to the query's list parameters ($1, $2, ...), which costs less per call than
+    building an Arrow table and binding it as a relation. One in-memory connection on one
+    thread (a few hundred rows never pay for a second), behind a lock: a connection runs
+    one query at a time. Its optimizer is off: over a few hundred rows the plan is the same
+    scan and projection either way, and planning was a quarter of the time of a call."""
+
+    def __init__(self, sql: str, settings: dict[str, Any] | None = None) -> None:
+        self._sql = sql
+        self._connection = duckdb.connect(":memory:", config={"threads": 1, **(settings or {})})
+        self._connection.execute("pragma disable_optimizer")
+        self._lock = threading.Lock()
+
+    def evaluate(self, inputs: list[list[Any]]) -> list[list[Any]]:
+        """The query's result as one Python list per output column."""
+        with self._lock:
+            try:
+                cursor = self._connection.execute(self._sql, inputs)
+                rows = cursor.fetchall()
+            except duckdb.Error as error:
+                raise InputError(f"on-demand features could not be computed (DuckDB, in process): {first_line(error)}") from error
+            if not rows:
+                return [[] for _ in cursor.description or ()]
+        return [list(column) for column in zip(*rows)]

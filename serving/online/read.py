@@ -34,6 +34,8 @@ import redis
 from serving.encoding import INT_KEY_WIDTH, Fixed, RowDecoder, RowLayout, key_part, packed_int_keys, split_fixed
 from serving.entities import check_outputs, entity_columns
 from serving.errors import EntityKeyError, OnlineStoreError
+from serving.on_demand import OnDemandPlan, missing_request_fields
+from serving.on_demand import plan as on_demand_plan
 from serving.online.connection import Nodes, is_topology_error, mask_password, redis_call, unreachable
 from serving.online.keys import ROW_SEP, ROW_TAIL, KeySpace
 from serving.online.protocol import Column, command
@@ -169,6 +171,7 @@ class OnlineClient:
         self._as_of: dict[tuple[str, str], str] = {}  # (view, version) -> its snapshot's as_of (ISO, naive UTC)
         self._known: dict[str, str] = {}
         self._requests: dict[tuple[tuple[str, ...], bool], _Request] = {}
+        self._on_demand: dict[tuple[tuple[str, ...], bool], OnDemandPlan | None] = {}
         self._header = [keys.current, keys.meta_head, ROW_SEP, ROW_TAIL]
 
     def _plan(self, features: Sequence[str], full_feature_names: bool) -> _Request:
@@ -185,11 +188,29 @@ class OnlineClient:
             self._requests[cache_key] = plan
         return plan
 
+    def _on_demand_plan(self, features: Sequence[str] | str, full_feature_names: bool) -> OnDemandPlan | None:
+        cache_key = ((features,) if isinstance(features, str) else tuple(features), full_feature_names)
+        if cache_key not in self._on_demand:
+            self._on_demand[cache_key] = on_demand_plan(self.registry, features, full_feature_names)
+        return self._on_demand[cache_key]
+
+    def names_on_demand(self, features: Sequence[str] | str, full_feature_names: bool = False) -> bool:
+        """Whether a request with these features computes on-demand views."""
+        return self._on_demand_plan(features, full_feature_names) is not None
+
     def get_online_features(
         self, features: Sequence[str] | str, entity_rows: Any, full_feature_names: bool = False
     ) -> OnlineResponse:
-        plan = self._plan(features, full_feature_names)
-        columns = self._entity_columns(plan, entity_rows)
+        # A request naming an on-demand view reads its sources too (columns view__feature),
+        # takes its request fields from the entity rows, then computes it (serving.on_demand).
+        on_demand = self._on_demand_plan(features, full_feature_names)
+        if on_demand is None:
+            plan = self._plan(features, full_feature_names)
+            columns = self._entity_columns(plan, entity_rows)
+        else:
+            plan = self._plan(on_demand.reads, True)
+            columns = self._entity_columns(plan, entity_rows, on_demand)
+            request = on_demand.take_request(columns)
         keys = [self._view_keys(plan, view, columns) for view, _, _ in plan.views]
         # One node: one fresh try (a connection the server closed while idle). A cluster:
         # retries while it fails over, for a bounded time.
@@ -218,7 +239,7 @@ class OnlineClient:
         response = OnlineResponse(columns)
         for (view, names, outputs), reply in zip(plan.views, replies):
             self._fill(plan, response, view, names, outputs, reply)
-        return response
+        return response if on_demand is None else on_demand.finish(response, request, OnlineResponse)
 
     @staticmethod
     def _view_keys(plan: _Request, view: FeatureView, columns: dict[str, list[Any]]) -> _ViewKeys:
@@ -418,9 +439,29 @@ class OnlineClient:
         return decoder
 
     @staticmethod
-    def _entity_columns(plan: _Request, entity_rows: Any) -> dict[str, list[Any]]:
-        """The request's entity key columns, shape and types checked (serving.entities)."""
-        return entity_columns(entity_rows, plan.entity_columns, plan.types)
+    def _entity_columns(plan: _Request, entity_rows: Any, on_demand: OnDemandPlan | None = None) -> dict[str, list[Any]]:
+        """The request's entity key columns, shape and types checked (serving.entities), and
+        the request fields of the on-demand views it names."""
+        if on_demand is None:
+            return entity_columns(entity_rows, plan.entity_columns, plan.types)
+        try:
+            return entity_columns(entity_rows, [*plan.entity_columns, *on_demand.request_fields], plan.types)
+        except EntityKeyError:
+            # Name a missing request field as such, not as a missing key.
+            given = _given_names(entity_rows)
+            error = missing_request_fields(on_demand, given, "the entity rows lack") if given is not None else None
+            if error is not None:
+                raise error from None
+            raise
+
+
+def _given_names(entity_rows: Any) -> list[str] | None:
+    """The names every entity row of an online request gives (None: not a known shape)."""
+    if isinstance(entity_rows, (list, tuple)) and entity_rows and all(isinstance(row, dict) for row in entity_rows):
+        return [str(name) for name in set.intersection(*(set(row) for row in entity_rows))]
+    if isinstance(entity_rows, (dict, pd.DataFrame)):
+        return [str(name) for name in (entity_rows.columns if isinstance(entity_rows, pd.DataFrame) else entity_rows)]
+    return None
 
 
 def _int_keys(name: str, values: list[Any]) -> bytes:

@@ -20,6 +20,7 @@ from typing import Iterator
 import pytest
 
 from engine_serving import (
+    AS_OF,
     FLOAT_AGGREGATE_TOLERANCE,
     FLOAT_AGGREGATES,
     ONLINE_VIEWS,
@@ -78,7 +79,7 @@ def duckdb_reference(built_project: Path) -> dict[str, tuple[list[str], list[tup
 
 def test_postgres_builds_every_model_data_test_and_unit_test(postgres_project: Path) -> None:
     counts = assert_everything_built(postgres_project)
-    assert counts == {"model": 16, "test": 32, "unit_test": 12}
+    assert counts == {"model": 18, "test": 33, "unit_test": 12}
 
 
 @pytest.mark.parametrize("name", [*SPINE_ORDERED, *KEY_ORDERED])
@@ -125,3 +126,30 @@ def test_a_saved_training_set_reads_back_and_verifies_equal_on_postgres(
     assert table_hash(store.get_saved_dataset("pg_parity").to_df()) == table_hash(returned)
     verification = store.verify_saved_dataset("pg_parity")
     assert (verification.status, verification.rows) == ("equal", len(inputs.spine))
+
+
+# ---- On-demand views on Postgres ----------------------------------------------------------
+
+
+def test_postgres_on_demand_values_are_equal_online_and_offline(postgres_project: Path, tmp_path: Path) -> None:
+    """Postgres computes the expressions in the point-in-time query; DuckDB computes them in
+    process, set to divide integers as Postgres does (count_ratio is bigint / bigint)."""
+    from on_demand_views import FEATURES, VIEW, add_request_cases, offline_values, online_values, random_requests
+    from online.online_checks import drop_prefix
+
+    project = tmp_path / "project"
+    shutil.copytree(postgres_project, project, ignore=shutil.ignore_patterns("logs", "feature_store_render"))
+    add_request_cases(project)
+    store = serving_store(project, "postgres")
+    assert store.registry.on_demand_views[VIEW].settings == {"integer_division": True}
+    features = [f"{VIEW}:{name}" for name in FEATURES]
+    rows = random_requests(11, 150, users=300)
+    try:
+        store.materialize(as_of=AS_OF, progress=False)
+        offline = offline_values(store, rows, features, AS_OF)
+        online = online_values(store, rows, features, ["quantity", "channel", "threshold"])
+    finally:
+        drop_prefix(store.redis_url, store.redis_prefix)
+    assert online == offline
+    assert any(value is not None and value not in (0, 10) for value in offline["count_ratio"])
+    assert None in offline["spend_per_unit"]
