@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -53,10 +53,17 @@ class Measurement:
     seconds: list[float]
     rss_before: int
     peak_rss: int
+    # CPU time of the whole process (every thread) per run: on a loaded machine it moves
+    # far less than wall time, so it tells two plans of one engine apart.
+    cpu_seconds: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_seconds)
 
     @property
     def peak_delta(self) -> int:
@@ -68,19 +75,20 @@ def time_repeatedly(run: Callable[[], Any], repeat: int, keep_first: Callable[[A
     """Runs `run` `repeat` times; the first result goes to `keep_first` outside the timing."""
     reset_peak_rss()
     rss_before = rss_bytes()
-    seconds = []
+    seconds, cpu_seconds = [], []
     for attempt in range(repeat):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = run()
         seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu_start)
         if attempt == 0:
             keep_first(result)
         del result
-    return Measurement(seconds, rss_before, peak_rss_bytes())
+    return Measurement(seconds, rss_before, peak_rss_bytes(), cpu_seconds)
 
 
 def report_to_parent(measurement: Measurement) -> None:
-    print(json.dumps({"seconds": measurement.seconds, "rss_before": measurement.rss_before, "peak_rss": measurement.peak_rss}))
+    print(json.dumps({"seconds": measurement.seconds, "rss_before": measurement.rss_before, "peak_rss": measurement.peak_rss, "cpu_seconds": measurement.cpu_seconds}))
 
 
 def run_child(script: Path, child_args: list[str]) -> Measurement:
@@ -89,7 +97,7 @@ def run_child(script: Path, child_args: list[str]) -> Measurement:
     if done.returncode != 0:
         raise RuntimeError(f"child {' '.join(child_args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
-    return Measurement(data["seconds"], data["rss_before"], data["peak_rss"])
+    return Measurement(data["seconds"], data["rss_before"], data["peak_rss"], data.get("cpu_seconds", []))
 
 
 def mib(size: int) -> str:

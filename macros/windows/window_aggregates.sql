@@ -34,12 +34,12 @@ __fs_evaluated as (
 {{ feature_store.window_output(plan, timestamp_column, spine_columns) }}
 {% endmacro %}
 
-{#- DuckDB: at a spine, each entity's events as lists filtered per spine row (see
-    window_lists.sql), so only the spine rows are evaluated; otherwise every event is an
+{#- DuckDB: at a spine, each spine row joined to its events by (keys, time bucket) (see
+    window_buckets.sql), so only the spine rows are evaluated; otherwise every event is an
     evaluation point anyway, and the stacked RANGE frames serve (window_stacked.sql). -#}
 {% macro duckdb__window_aggregates(source, entity, timestamp_column, aggregations, at, spine, spine_timestamp, spine_columns) %}
 {%- set plan = feature_store.window_plan(entity, aggregations, at, spine, spine_timestamp) -%}
 {{ feature_store.window_inputs(source, plan, timestamp_column, spine, spine_timestamp) }},
-{{ feature_store.window_lists(plan) if plan.at == 'spine' else feature_store.window_stacked(plan) }}
+{{ feature_store.window_buckets(plan) if plan.at == 'spine' else feature_store.window_stacked(plan) }}
 {{ feature_store.window_output(plan, timestamp_column, spine_columns) }}
 {% endmacro %}

@@ -1,4 +1,6 @@
-{#- DuckDB, at='spine': the windows evaluated only at the spine rows. Events and spine
+{#- The previous DuckDB plan at a spine, replaced by window_buckets.sql and kept so that
+    bench/bench_offline.py can time the two side by side (duckdb_old); nothing else calls
+    it. The windows evaluated only at the spine rows. Events and spine
     rows of each entity are grouped into lists (times, one list per value column, and
     the spine rows asked about); each spine row then keeps the list elements inside
     (t - w, t] (list_where over a mask), longest window first so shorter ones filter a

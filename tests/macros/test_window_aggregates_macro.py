@@ -130,6 +130,30 @@ def test_spine_evaluation_matches_the_reference(engine: Engine, seed: int, keys:
     assert not mismatches(actual, expected, FLOAT_TOLERANCE), mismatches(actual, expected, FLOAT_TOLERANCE)
 
 
+@on_engines(postgres=False, spark=False)
+def test_spine_evaluation_matches_the_reference_across_the_epoch(engine: Engine) -> None:
+    """Times before and after 1970-01-01: the DuckDB plan cuts time into buckets by
+    integer division of epoch microseconds, which truncates toward zero there."""
+    rng = random.Random(300)
+    generated = random_events(rng, users=20, rows=1500)
+    spine = random_spine(rng, 2500, 22, SHOPS, spine_times(rng, generated))
+    shift = START + DAY + 12 * HOUR
+
+    def shifted(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+        return [{**row, column: None if row[column] is None else row[column] - shift} for row in rows]
+
+    events, spine = shifted(generated, "ts"), shifted(spine, "at")
+    engine.load("events", EVENT_COLUMNS, events)
+    engine.load("spine", SPINE_COLUMNS, spine)
+
+    actual = engine.query(render(engine, ["user_id"], "spine"))
+
+    reference = windows_at_spine(events, ["user_id"], "ts", REFERENCE_AGGREGATIONS, spine, "at")
+    expected = [{"id": s["id"], **dict(zip(NAMES, values))} for s, values in zip(spine, reference)]
+    assert sum(1 for s in spine if s["at"] is not None and s["at"] < 0) > 500
+    assert not mismatches(actual, expected, FLOAT_TOLERANCE), mismatches(actual, expected, FLOAT_TOLERANCE)
+
+
 @on_engines(seeds=range(4), postgres=[0], spark=[0])
 def test_as_of_join_of_change_points_equals_spine_evaluation_once_the_entity_has_history(engine: Engine, seed: int) -> None:
     rng = random.Random(200 + seed)

@@ -11,7 +11,7 @@ from project_copies import copy_project, dbt
 
 ADAPTER_IMPLEMENTATION = re.compile(r"^[a-z]+__")
 # Building blocks of the join and window macros, not called from models.
-INTERNAL_PREFIXES = ("pit_", "window_plan", "window_inputs", "window_output", "window_aggregate_call", "window_list", "window_stacked", "cumulative_plan", "category_literal", "time_zone_name", "spine_",
+INTERNAL_PREFIXES = ("pit_", "window_plan", "window_inputs", "window_output", "window_aggregate_call", "window_list", "window_stacked", "window_buckets", "cumulative_plan", "category_literal", "time_zone_name", "spine_",
                      "skew_", "serving_skew_empty")
 
 
