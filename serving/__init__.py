@@ -8,13 +8,14 @@ from serving.errors import (
     RegistryError,
     UnknownFeatureError,
 )
-from serving.registry import Feature, FeatureView
+from serving.registry import Feature, FeatureService, FeatureView
 from serving.store import FeatureStore
 
 __all__ = [
     "EntityKeyError",
     "Feature",
     "FeatureStore",
+    "FeatureService",
     "FeatureStoreError",
     "FeatureView",
     "OfflineStoreError",

@@ -11,9 +11,11 @@ import pandas as pd
 import redis
 from redis.cluster import RedisCluster
 
+from serving.catalog import describe_views
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
-from serving.errors import EntityKeyError, UnknownFeatureError
+from serving.errors import EntityKeyError, InputError, OnlineStoreError, UnknownFeatureError
+from serving.monitoring.freshness import SourceFreshness, source_freshness
 from serving.offline import OfflineStore, to_utc_naive
 from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
 from serving.online.export import Exporter, MaterializeSummary
@@ -21,7 +23,7 @@ from serving.online.keys import KeySpace
 from serving.online.read import OnlineClient, OnlineResponse
 from serving.online.status import ViewStatus, online_status
 from serving.online.versions import Timing, Versions
-from serving.registry import FeatureView, Registry, load_manifest
+from serving.registry import FeatureService, FeatureView, Registry, load_manifest
 from serving.rendering import Renderer
 
 
@@ -66,15 +68,18 @@ class FeatureStore:
     def get_historical_features(
         self,
         entity_df: pd.DataFrame | Sequence[Mapping[str, Any]],
-        features: Sequence[str] | str,
+        features: Sequence[str] | str | FeatureService | None = None,
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
+        feature_service: str | FeatureService | None = None,
     ) -> pd.DataFrame:
         """entity_df's rows, in order and with their columns, plus each feature as it was
         known at the row's timestamp (`event_timestamp`, or the only datetime column).
-        entity_df may also be a list of dicts, one per row; the result is a DataFrame."""
+        entity_df may also be a list of dicts, one per row; the result is a DataFrame.
+        `feature_service="<ML exposure>"` asks for that model's features instead of a list."""
+        references = self.registry.references(features, feature_service)
         entity_df = entity_frame(entity_df)
-        views = self.registry.resolve(features)
+        views = self.registry.resolve(references)
         column = timestamp_column or _timestamp_column(entity_df)
         return self.offline.historical(entity_df, views, column, full_feature_names)
 
@@ -106,6 +111,8 @@ class FeatureStore:
             feature_views = [feature_views]  # one view's name, not its letters
         if feature_views is not None:
             by_name = {view.name: view for view in all_online}
+            # A versioned model's name alone means its latest version, as in a feature reference.
+            by_name.update({model: by_name[name] for model, name in self.registry.latest.items() if name in by_name})
             unknown = [name for name in feature_views if name not in by_name]
             if unknown:
                 raise UnknownFeatureError(
@@ -127,17 +134,42 @@ class FeatureStore:
         views = [view.name for view in self.registry.views.values() if view.online]
         return redis_call(self.redis_url, online_status, self._online_nodes().client, self._keys, views)
 
+    def source_freshness(self) -> list[SourceFreshness]:
+        """Each source that declares dbt `freshness:`, as the last `dbt source freshness` found it
+        (target/sources.json): status, newest loaded_at, when dbt checked."""
+        return list(source_freshness(self.project_dir, self.registry.source_freshness).values())
+
+    def describe(self, feature_view: str | None = None) -> list[dict[str, Any]]:
+        """The catalog: per view (or one view, `feature_view`, versions allowed) its features with
+        types and descriptions, entity, TTL, owner, online flag, feature services, last export
+        and the freshness of its sources. Works with Redis down: the export then names the error."""
+        views = [self.registry.view(feature_view)] if feature_view is not None else self.list_feature_views()
+        statuses, online_error = None, None
+        if any(view.online for view in views):
+            try:
+                statuses = {status.view: status for status in self.online_status()}
+            except OnlineStoreError as error:
+                online_error = str(error)
+        freshness = source_freshness(self.project_dir, self.registry.source_freshness)
+        return describe_views(self.registry, views, statuses, online_error, freshness)
+
     def get_online_features(
         self,
-        features: Sequence[str] | str,
-        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | pd.DataFrame,
+        features: Sequence[str] | str | FeatureService | None = None,
+        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | pd.DataFrame | None = None,
         full_feature_names: bool = False,
+        feature_service: str | FeatureService | None = None,
     ) -> OnlineResponse:
         """The latest materialized values for each entity row, in one Redis round trip.
 
         Each value comes with a status (present, null, missing, outside_ttl) and its
         event timestamp: see OnlineResponse. entity_rows: a list of dicts, one per entity,
-        or (as in Feast) a dict of lists or a DataFrame, one column per key."""
+        or (as in Feast) a dict of lists or a DataFrame, one column per key.
+        `feature_service="<ML exposure>"` asks for that model's features instead of a list."""
+        if feature_service is not None or features is None or isinstance(features, FeatureService):
+            features = self.registry.references(features, feature_service)
+        if entity_rows is None:
+            raise InputError("no entity_rows given; pass entity_rows=[{key: value, ...}, ...]")
         if self._online is None:
             self._online = OnlineClient(self._online_nodes(), self._keys, self.registry, self._timing)
         return redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)

@@ -1,10 +1,21 @@
 {#- on-run-start hook: validates every feature view's metadata before anything is built,
-    so bad YAML fails `dbt build` with the model and the field named. -#}
+    so bad YAML fails `dbt build` with the model and the field named; then every feature
+    service (an ML exposure with meta.feature_store) against those views. -#}
 {% macro validate_feature_views() %}
   {%- if execute -%}
+    {%- set views = [] -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.config.meta and node.config.meta.feature_store is defined -%}
-      {%- do feature_store.feature_view_spec(node) -%}
+      {%- do views.append(feature_store.feature_view_spec(node)) -%}
+    {%- endfor -%}
+    {%- for exposure in graph.exposures.values() if feature_store.is_feature_service(exposure) -%}
+      {%- do feature_store.feature_service_spec(exposure, views) -%}
     {%- endfor -%}
   {%- endif -%}
   {{- return('select 1') -}}
+{% endmacro %}
+
+{#- An exposure that declares meta.feature_store (in config.meta or meta). -#}
+{% macro is_feature_service(exposure) %}
+  {%- set config_meta = exposure.config.meta if exposure.config is defined and exposure.config and exposure.config.meta else {} -%}
+  {{- return(config_meta.feature_store is defined or (exposure.meta and exposure.meta.feature_store is defined)) -}}
 {% endmacro %}

@@ -1,0 +1,1 @@
+"""Monitoring: how fresh, and how faithful, what the store serves is."""
