@@ -23,6 +23,7 @@ KEY_ORDERED = {
     "user_purchase_windows": ("user_id", "event_timestamp"),
     "user_category_windows": ("user_id", "category", "event_timestamp"),
     "product_popularity": ("product_id", "event_timestamp"),
+    "product_popularity_v2": ("product_id", "event_timestamp"),
     "user_last_purchase": ("user_id", "event_timestamp"),
     "user_spend_trend": ("user_id", "event_timestamp"),
 }
