@@ -114,7 +114,7 @@ def parse_online_request(body: bytes) -> tuple[list[str] | None, list[dict[str, 
         if not isinstance(service, str) or not service:
             raise BadRequestError(f'"feature_service" must be the name of a feature service (a string); got {_excerpt(service)}')
     elif not isinstance(features, list) or not features or not all(isinstance(name, str) for name in features):
-        raise BadRequestError(f'"features" must be a non-empty list of "view:feature" strings (or give "feature_service"); got {_excerpt(features)}')
+        raise BadRequestError(f'"features" must be a non-empty list of "view:feature" strings; got {_excerpt(features)}')
     full_feature_names = request.get("full_feature_names", False)
     if not isinstance(full_feature_names, bool):
         raise BadRequestError(f'"full_feature_names" must be true or false; got {_excerpt(full_feature_names)}')

@@ -118,7 +118,7 @@ class FeatureStore:
                 raise UnknownFeatureError(
                     f"no online feature view named {', '.join(map(repr, unknown))}; online feature views: {', '.join(by_name) or '(none)'}"
                 )
-            selected = [by_name[name] for name in dict.fromkeys(feature_views)]
+            selected = list({by_name[name].name: by_name[name] for name in feature_views}.values())
         exporter = Exporter(self._online_nodes(), self._keys, self.offline, self._timing, progress=progress)
         return exporter.materialize(selected, moment, incremental)
 

@@ -112,6 +112,19 @@ def test_full_feature_names_and_composite_keys(server: str, exported: FeatureSto
     assert_matches_python_client(answer, exported, features, rows, full=True)
 
 
+def test_a_feature_service_in_feasts_request_reads_its_pinned_features(server: str, exported: FeatureStore) -> None:
+    service = exported.registry.service("purchase_propensity")
+    entities = {"user_id": [3, 4], "product_id": [5, 99999]}
+
+    status, _, answer = request(server, "POST", "/get-online-features", {"feature_service": service.name, "entities": entities})
+
+    assert status == 200
+    assert answer["metadata"]["feature_names"][:3] == ["user_id", "product_id", "total_purchases"]
+    assert "product_purchases_1d" in answer["metadata"]["feature_names"]  # pinned to product_popularity.v1
+    rows = [{"user_id": user, "product_id": product} for user, product in zip(entities["user_id"], entities["product_id"])]
+    assert_matches_python_client(answer, exported, list(service.features), rows)
+
+
 def test_a_hundred_entities_and_a_whole_view_match_the_python_client(server: str, exported: FeatureStore) -> None:
     users = sorted({row["user_id"] for row in snapshot_rows(exported, WINDOWS)})[:100]
     features = [f"{WINDOWS}:*", "user_last_purchase:last_amount", "user_last_purchase:hour_of_day_sin"]

@@ -52,6 +52,9 @@ def test_a_reference_without_a_version_means_the_latest(exported: FeatureStore) 
     # Full feature names follow the reference as written: product_popularity__, product_popularity_v2__.
     assert latest["product_popularity__product_buyers_7d"] == pinned["product_popularity_v2__product_buyers_7d"]
     assert exported.get_feature_view("product_popularity").name == "product_popularity.v2"
+    # Both spellings of the latest version name one view, exported once.
+    again = exported.materialize(as_of=AS_OF, feature_views=["product_popularity", "product_popularity.v2"], progress=False)
+    assert [view.view for view in again.views] == ["product_popularity.v2"]
     with pytest.raises(UnknownFeatureError, match=r"feature 'product_purchases_1d' is not in feature view 'product_popularity.v2'"):
         exported.get_online_features(["product_popularity:product_purchases_1d"], rows)
 

@@ -88,3 +88,17 @@ def test_docs_generate_shows_feature_store_metadata_versions_and_services(built_
     }
     assert "exposure.feature_store.purchase_propensity" in manifest["child_map"]["model.feature_store.product_popularity.v1"]
     assert (project / "target" / "index.html").exists()
+
+
+def test_a_training_model_names_a_version_and_full_names_follow_it(parsed_project: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(parsed_project, project)
+    join = ("{{ feature_store.point_in_time_join(spine=ref('stg_label_spine'), spine_timestamp='prediction_time', "
+            "feature_views=['product_popularity.v1', 'product_popularity'], full_feature_names=true) }}")
+
+    compiled = dbt(project, "compile", "--inline", join).stdout
+
+    assert 'from "warehouse"."main"."product_popularity" as __fs_source' in compiled
+    assert 'from "warehouse"."main"."product_popularity_v2" as __fs_source' in compiled  # no version: the latest
+    assert '__fs_match_1."product_purchases_1d" as "product_popularity_v1__product_purchases_1d"' in compiled
+    assert '__fs_match_2."product_purchases_30d" as "product_popularity__product_purchases_30d"' in compiled
