@@ -235,7 +235,9 @@ class Registry:
             return self.views[self.latest[name]]
         model = name.rpartition(".v")[0]
         if model and any(view.model == model for view in self.views.values()):
-            versions = [view.name for view in self.views.values() if view.model == model]
+            versions = [view.name for view in self.views.values() if view.model == model and view.version is not None]
+            if not versions:
+                raise UnknownFeatureError(f"feature view '{model}' has no versions (its model declares none); name it '{model}'")
             raise UnknownFeatureError(f"feature view '{model}' has no version '{name[len(model) + 1:]}'; its versions: {', '.join(versions)}")
         raise UnknownFeatureError(
             f"feature view '{name}' does not exist; feature views: {', '.join(self.views) or '(none)'}"
@@ -255,8 +257,8 @@ class Registry:
     ) -> list[str]:
         """The feature references a request means: its features, or its feature service's
         (by name or the object, as in Feast), never both."""
-        if isinstance(features, FeatureService):
-            features, feature_service = None, features if feature_service is None else feature_service
+        if isinstance(features, FeatureService) and feature_service is None:
+            features, feature_service = None, features
         if feature_service is not None and features is not None:
             raise InputError("pass either features or feature_service=..., not both")
         if feature_service is None:

@@ -96,6 +96,8 @@ def test_unknown_services_and_versions_and_ambiguous_requests_are_refused_in_one
         exported.get_online_features(feature_service="nope", entity_rows=rows)
     with pytest.raises(UnknownFeatureError, match=r"^feature view 'product_popularity' has no version 'v7'; its versions: product_popularity.v1, product_popularity.v2$"):
         exported.get_online_features(["product_popularity.v7:product_buyers_7d"], rows)
+    with pytest.raises(UnknownFeatureError, match=r"^feature view 'user_features' has no versions \(its model declares none\); name it 'user_features'$"):
+        exported.get_online_features(["user_features.v2:total_purchases"], rows)
     with pytest.raises(InputError, match=r"^pass either features or feature_service=..., not both$"):
         exported.get_historical_features(pd.DataFrame(rows).assign(event_timestamp=pd.Timestamp(AS_OF)), ["user_features:total_purchases"], feature_service=SERVICE)
     with pytest.raises(UnknownFeatureError, match=r"no online feature view named 'product_popularity.v9'"):
