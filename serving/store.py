@@ -65,6 +65,12 @@ class FeatureStore:
     def get_feature_view(self, name: str) -> FeatureView:
         return self.registry.view(name)
 
+    def list_feature_services(self) -> list[FeatureService]:
+        return list(self.registry.services.values())
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        return self.registry.service(name)
+
     def get_historical_features(
         self,
         entity_df: pd.DataFrame | Sequence[Mapping[str, Any]],

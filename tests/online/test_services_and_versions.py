@@ -71,7 +71,8 @@ def test_both_versions_side_by_side_offline_with_full_feature_names(exported: Fe
 
 
 def test_a_feature_service_reads_its_pinned_features_online_and_offline(exported: FeatureStore) -> None:
-    service = exported.registry.service(SERVICE)
+    service = exported.get_feature_service(SERVICE)
+    assert exported.list_feature_services() == [service]
     assert service.views == ("user_features", "user_purchase_windows", "product_popularity.v1")
     users = exported.offline.snapshot(exported.get_feature_view("user_features"), AS_OF).to_pylist()[:20]
     rows = [{"user_id": user["user_id"], **product} for user, product in zip(users, products(exported, 20))]
