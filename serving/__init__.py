@@ -8,13 +8,14 @@ from serving.errors import (
     RegistryError,
     UnknownFeatureError,
 )
-from serving.registry import Feature, FeatureView, OnDemandView, RequestField
+from serving.registry import Feature, FeatureService, FeatureView, OnDemandView, RequestField
 from serving.store import FeatureStore
 
 __all__ = [
     "EntityKeyError",
     "Feature",
     "FeatureStore",
+    "FeatureService",
     "FeatureStoreError",
     "FeatureView",
     "OnDemandView",

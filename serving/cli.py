@@ -7,6 +7,7 @@ internal error (a bug: one line on stderr naming the file that holds the traceba
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -94,6 +95,8 @@ def _parse_as_of(text: str | None) -> dt.datetime | None:
 def _json_default(value: Any) -> Any:
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return vars(value)
     return str(value)
 
 
@@ -177,9 +180,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
     store = _store(ctx)
     statuses = store.online_status()
     _say_which_redis(store)
+    freshness = {source.source: source for source in store.source_freshness()}
     if as_json:
-        click.echo(json.dumps([vars(status) for status in statuses], default=_json_default, indent=2))
+        # Each view with the freshness of the dbt sources it reads (`dbt source freshness`).
+        rows = [{**vars(status), "sources": [freshness[name] for name in store.get_feature_view(status.view).sources if name in freshness]}
+                for status in statuses]
+        click.echo(json.dumps(rows, default=_json_default, indent=2))
         return
+    _print_status(statuses)
+    for source in freshness.values():
+        click.echo(f"source {_freshness_text(source)}")
+
+
+def _print_status(statuses: list[Any]) -> None:
     for view in statuses:
         if view.version is None:
             click.echo(f"{view.view}: never materialized")
@@ -188,6 +201,76 @@ def status(ctx: click.Context, as_json: bool) -> None:
             f"{view.view}: version {view.version}, as of {view.as_of.isoformat()} ({_age(view.age_seconds)} ago), "
             f"{view.entities:,} entities, exported {view.exported_at.isoformat(timespec='seconds')}Z"
         )
+
+
+def _freshness_text(source: Any) -> str:
+    criteria = ", ".join(filter(None, [source.warn_after and f"warn after {source.warn_after}", source.error_after and f"error after {source.error_after}"]))
+    if not criteria:
+        return f"{source.source}: no freshness declared"
+    if source.status is None:
+        return f"{source.source}: not checked yet ({criteria}); run `dbt source freshness`"
+    if source.error:
+        return f"{source.source}: {source.status}: {source.error}"
+    return (
+        f"{source.source}: {source.status} ({criteria}): newest row loaded {_utc(source.max_loaded_at)}, "
+        f"{_age(source.age_seconds)} before dbt checked at {_utc(source.checked_at)}"
+    )
+
+
+def _utc(moment: dt.datetime | None) -> str:
+    return "?" if moment is None else moment.isoformat(timespec="seconds") + "Z"
+
+
+@main.command()
+@click.argument("view", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+@_fail_cleanly
+def describe(ctx: click.Context, view: str | None, as_json: bool) -> None:
+    """The catalog of VIEW (default: every feature view): features with types and descriptions,
+    entity, TTL, owner, online flag, feature services, last export and source freshness."""
+    store = _store(ctx)
+    rows = store.describe(view)
+    if as_json:
+        click.echo(json.dumps(rows, default=_json_default, indent=2))
+        return
+    for number, row in enumerate(rows):
+        if number:
+            click.echo()
+        _print_description(row)
+
+
+def _print_description(row: dict[str, Any]) -> None:
+    version = f"  (version {row['version']} of {row['model']}{', latest' if row['latest'] else ''}; versions: {', '.join(row['versions'])})" if row["version"] else ""
+    click.echo(f"{row['name']}{version}")
+    if row["description"]:
+        click.echo(f"  {row['description']}")
+    entity = ", ".join(f"{key} ({data_type or '?'})" for key, data_type in row["entity"].items())
+    click.echo(f"  entity: {entity}   event time: {row['timestamp_column']}   ttl: {row['ttl'] or 'none'}")
+    tags = f"   tags: {', '.join(row['tags'])}" if row["tags"] else ""
+    click.echo(f"  owner: {row['owner'] or '(none)'}{tags}")
+    click.echo(f"  online: {_export_text(row['last_export'])}")
+    for source in row["sources"]:
+        click.echo(f"  source {_freshness_text(source)}")
+    if row["feature_services"]:
+        click.echo(f"  used by feature services: {', '.join(row['feature_services'])}")
+    click.echo(f"  features ({len(row['features'])}):")
+    width = max(len(feature["name"]) for feature in row["features"]) if row["features"] else 0
+    for feature in row["features"]:
+        click.echo(f"    {feature['name']:<{width}}  {feature['type'] or '?':<9}  {feature['description']}")
+
+
+def _export_text(export: dict[str, Any] | None) -> str:
+    if export is None:
+        return "no (offline only)"
+    if "error" in export:
+        return f"yes; last export unknown: {export['error']}"
+    if export["version"] is None:
+        return "yes; never materialized"
+    return (
+        f"yes; last export: version {export['version']}, as of {export['as_of'].isoformat()} ({_age(export['age_seconds'])} old), "
+        f"{export['entities']:,} entities, exported {export['exported_at'].isoformat(timespec='seconds')}Z"
+    )
 
 
 def _age(seconds: float | None) -> str:
@@ -250,26 +333,38 @@ def _request_value(name: str, text: str, data_type: str) -> Any:
     raise InputError(f"request field {name} is {data_type}; got '{text}', which is not {needs} (or null)")
 
 
+def _requested(store: Any, features: list[str], service: str | None) -> list[str]:
+    """The feature references of a command: its features, or its --feature-service's."""
+    if service is not None and features:
+        raise click.UsageError("give either features or --feature-service, not both")
+    if service is None and not features:
+        raise click.UsageError("give features (view:feature ...) or --feature-service NAME")
+    return store.registry.references(features or None, service)
+
+
 @main.command()
-@click.argument("features", nargs=-1, required=True)
+@click.argument("features", nargs=-1)
+@click.option("--feature-service", "service", help="Read the features of this feature service (an ML exposure) instead.")
 @click.option("--entity", "entities", multiple=True, required=True,
               help="Entity key as key=value; repeat for a composite key, and repeat a key to read another entity. "
               "On-demand views' request fields go here too (amount=12.5).")
 @click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
 @click.pass_context
 @_fail_cleanly
-def get(ctx: click.Context, features: tuple[str, ...], entities: tuple[str, ...], full_feature_names: bool) -> None:
+def get(ctx: click.Context, features: tuple[str, ...], service: str | None, entities: tuple[str, ...], full_feature_names: bool) -> None:
     """Read online FEATURES (view:feature ...) for one or more entities; prints JSON, one list entry per entity."""
     store = _store(ctx)
-    rows = _parse_entities(store, features, entities)
-    response = store.get_online_features(list(features), rows, full_feature_names=full_feature_names)
+    references = _requested(store, list(features), service)
+    rows = _parse_entities(store, tuple(references), entities)
+    response = store.get_online_features(references, rows, full_feature_names=full_feature_names)
     click.echo(json.dumps(response.to_dict(include_metadata=True), default=_json_default, indent=2))
     _say_which_redis(store)
 
 
 @main.command()
 @click.option("--entities", "entities_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Parquet or CSV: entity keys and a timestamp.")
-@click.option("--features", "features", multiple=True, required=True, help="view:feature (repeatable, or comma-separated).")
+@click.option("--features", "features", multiple=True, help="view:feature (repeatable, or comma-separated).")
+@click.option("--feature-service", "service", help="The features of this feature service (an ML exposure) instead of --features.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Output .parquet or .csv.")
 @click.option("--save-as", help="Also save the result and its lineage in the offline store under this name (see `dataset`).")
 @click.option("--timestamp-column", help="Timestamp column of the entities file (default: event_timestamp).")
@@ -282,6 +377,7 @@ def historical(
     ctx: click.Context,
     entities_path: Path,
     features: tuple[str, ...],
+    service: str | None,
     out_path: Path | None,
     save_as: str | None,
     timestamp_column: str | None,
@@ -299,7 +395,7 @@ def historical(
     if out_path is not None:
         _check_out(out_path)
     store = _store(ctx)
-    references = [part for item in features for part in item.split(",") if part]
+    references = _requested(store, [part for item in features for part in item.split(",") if part], service)
     key_types = Registry.key_types(view for view, _ in store.registry.source_views(references))
     column = timestamp_column or "event_timestamp"
     entity_df = read_entities(entities_path, key_types, column, timestamp_format, timestamp_unit)

@@ -94,9 +94,12 @@ def status_for(error: Exception) -> int:
 # ---------------------------------------------------------------- requests
 
 
-def parse_online_request(body: bytes, request_fields: frozenset[str] = frozenset()) -> tuple[list[str], list[dict[str, Any]], bool]:
-    """Feast's request body → (features, entity rows, full_feature_names). Checks only the
-    JSON shape; which keys and key types the views need is the store's to say. As in Feast,
+def parse_online_request(
+    body: bytes, request_fields: frozenset[str] = frozenset()
+) -> tuple[list[str] | None, list[dict[str, Any]], bool, str | None]:
+    """Feast's request body → (features, entity rows, full_feature_names, feature_service):
+    either "features" or "feature_service" (an ML exposure's name). Checks only the JSON
+    shape; which keys and key types the views need is the store's to say. As in Feast,
     on-demand views' request fields (`request_fields`) sit beside the keys in "entities";
     their values may also be numbers, booleans and nulls."""
     try:
@@ -108,15 +111,19 @@ def parse_online_request(body: bytes, request_fields: frozenset[str] = frozenset
     unknown = [name for name in request if name not in REQUEST_FIELDS]
     if unknown:
         raise BadRequestError(f"unknown field(s) {', '.join(map(repr, unknown))}; valid fields: {', '.join(REQUEST_FIELDS)}")
-    if request.get("feature_service") is not None:
-        raise BadRequestError("feature_service is not supported: this store has no feature services; list the features as view:feature")
+    service = request.get("feature_service")
     features = request.get("features")
-    if not isinstance(features, list) or not features or not all(isinstance(name, str) for name in features):
+    if service is not None:
+        if features is not None:
+            raise BadRequestError('give either "features" or "feature_service", not both')
+        if not isinstance(service, str) or not service:
+            raise BadRequestError(f'"feature_service" must be the name of a feature service (a string); got {_excerpt(service)}')
+    elif not isinstance(features, list) or not features or not all(isinstance(name, str) for name in features):
         raise BadRequestError(f'"features" must be a non-empty list of "view:feature" strings; got {_excerpt(features)}')
     full_feature_names = request.get("full_feature_names", False)
     if not isinstance(full_feature_names, bool):
         raise BadRequestError(f'"full_feature_names" must be true or false; got {_excerpt(full_feature_names)}')
-    return features, _entity_rows(request.get("entities"), request_fields), full_feature_names
+    return features, _entity_rows(request.get("entities"), request_fields), full_feature_names, service
 
 
 def _entity_rows(entities: Any, request_fields: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
@@ -401,8 +408,8 @@ def create_app(store: FeatureStore) -> Starlette:
     request_fields = frozenset(field.name for view in store.registry.on_demand_views.values() for field in view.request_fields)
 
     async def get_online_features(request: Request) -> Response:
-        features, rows, full_feature_names = parse_online_request(await read_body(request), request_fields)
-        response = store.get_online_features(features, rows, full_feature_names=full_feature_names)
+        features, rows, full_feature_names, service = parse_online_request(await read_body(request), request_fields)
+        response = store.get_online_features(features, rows, full_feature_names=full_feature_names, feature_service=service)
         return json_response(feast_response(response))
 
     async def health(request: Request) -> Response:

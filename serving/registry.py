@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from serving.dbt_target import TargetError, profiles_dir, read_manifest_json, target_type
-from serving.errors import ColumnClashError, EntityKeyError, RegistryError, UnknownFeatureError
+from serving.errors import ColumnClashError, EntityKeyError, InputError, RegistryError, UnknownFeatureError
 from serving.rendering import Renderer
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
@@ -61,10 +61,26 @@ class FeatureView:
     features: tuple[Feature, ...]
     entity_types: dict[str, str | None] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # A versioned dbt model gives one view per version, named "<model>.v<version>" (online keys
+    # too); `latest` marks dbt's latest_version, which a reference without a version means.
+    model: str = ""
+    version: str | None = None
+    latest: bool = True
+    # The dbt sources upstream of the model ("source.table"), for freshness.
+    sources: tuple[str, ...] = ()
+    lifecycle: str | None = None
+    # The view name a request wrote ("product_popularity" for product_popularity.v2), which
+    # full feature names follow; None: the view's own name.
+    reference_name: str | None = field(default=None, compare=False)
 
     @property
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.features]
+
+    @property
+    def output_prefix(self) -> str:
+        """The `<prefix>__feature` of full feature names: the view as the request named it."""
+        return (self.reference_name or self.name).replace(".", "_")
 
     def feature(self, name: str) -> Feature:
         for feature in self.features:
@@ -77,7 +93,31 @@ class FeatureView:
     def spec_for(self, feature_names: Iterable[str]) -> dict[str, Any]:
         """The macro spec narrowed to some features, in the order given."""
         wanted = [self.feature(name) for name in feature_names]
-        return {**self.spec, "features": [{"name": f.name, "data_type": f.data_type, "description": f.description} for f in wanted]}
+        features = [{"name": f.name, "data_type": f.data_type, "description": f.description} for f in wanted]
+        return {**self.spec, "name": self.reference_name or self.name, "features": features}
+
+
+@dataclass(frozen=True)
+class DeclaredFreshness:
+    """A source's `freshness:` as declared in the project (from the manifest, by the registry)."""
+
+    source: str  # "source_name.table"
+    unique_id: str
+    loaded_at_field: str | None
+    warn_after: str | None  # "1 day"
+    error_after: str | None
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """The features one ML model reads: a dbt exposure of type ml with meta.feature_store
+    (macros/graph/feature_service_spec.sql). Versions are pinned in its references."""
+
+    name: str
+    description: str
+    owner: str | None
+    features: tuple[str, ...]
+    views: tuple[str, ...]
 
 
 def _newest_source_mtime(project_dir: Path) -> float:
@@ -178,11 +218,23 @@ class OnDemandView:
 
 
 class Registry:
-    """Feature views by name, from one manifest (and the on-demand views over them)."""
+    """Feature views by name, from one manifest, with the on-demand views over them and the
+    feature services (ML exposures) that use them."""
 
-    def __init__(self, views: dict[str, FeatureView], on_demand_views: dict[str, OnDemandView] | None = None) -> None:
+    def __init__(
+        self,
+        views: dict[str, FeatureView],
+        on_demand_views: dict[str, OnDemandView] | None = None,
+        services: dict[str, FeatureService] | None = None,
+        source_freshness: dict[str, DeclaredFreshness] | None = None,
+    ) -> None:
         self.views = views
         self.on_demand_views = on_demand_views or {}
+        self.services = services or {}
+        # Sources that declare dbt `freshness:`, by "source.table".
+        self.source_freshness = source_freshness or {}
+        # A versioned model's name alone means its latest version.
+        self.latest = {view.model: view.name for view in views.values() if view.version is not None and view.latest}
 
     @classmethod
     def from_project(cls, project_dir: str | os.PathLike[str], target: str | None = None) -> Registry:
@@ -203,8 +255,21 @@ class Registry:
             spec["relation"] = renderer.relation(
                 (node.get("config") or {}).get("database"), node["schema"], node.get("alias") or node["name"]
             )
-            views[spec["name"]] = _view_from_spec(spec, node)
-        return cls(dict(sorted(views.items())), _on_demand_views(manifest, renderer, views))
+            views[spec["name"]] = _view_from_spec(spec, node, _upstream_sources(manifest, node))
+        services = {}
+        specs = [view.spec for view in views.values()]
+        for exposure in (manifest.get("exposures") or {}).values():
+            if _is_feature_service(exposure):
+                service = renderer.call("feature_service_spec", exposure, specs)
+                services[service["name"]] = FeatureService(
+                    service["name"], service["description"], service["owner"], tuple(service["features"]), tuple(service["views"])
+                )
+        return cls(
+            dict(sorted(views.items())),
+            on_demand_views=_on_demand_views(manifest, renderer, views),
+            services=dict(sorted(services.items())),
+            source_freshness=_declared_freshness(manifest),
+        )
 
     def resolve_any(self, references: Iterable[str] | str) -> list[tuple[FeatureView | OnDemandView, list[str]]]:
         """As resolve, for references to feature views and on-demand views alike."""
@@ -217,12 +282,10 @@ class Registry:
             view_name, sep, feature_name = str(reference).partition(":")
             view = self.on_demand_views.get(view_name)
             if view is None:
-                if view_name not in self.views and sep and view_name and feature_name:
-                    raise UnknownFeatureError(
-                        f"feature view '{view_name}' does not exist; feature views: {', '.join(self.views) or '(none)'}; "
-                        f"on-demand views: {', '.join(self.on_demand_views)}"
-                    )
-                [(view, names)] = self.resolve([reference])
+                try:
+                    [(view, names)] = self.resolve([reference])
+                except UnknownFeatureError as error:
+                    raise UnknownFeatureError(f"{error}; on-demand views: {', '.join(self.on_demand_views)}") from None
             else:
                 names = view.feature_names if feature_name == "*" else [view.feature(feature_name).name]
             chosen = resolved.setdefault(view_name, [])
@@ -231,8 +294,11 @@ class Registry:
             raise UnknownFeatureError("no features requested; ask for at least one view:feature")
         result: list[tuple[FeatureView | OnDemandView, list[str]]] = []
         for name, chosen in resolved.items():
-            view = self.on_demand_views.get(name) or self.views[name]
-            result.append((view, [feature for feature in view.feature_names if feature in chosen]))
+            on_demand = self.on_demand_views.get(name)
+            if on_demand is None:
+                result += self.resolve([f"{name}:{feature}" for feature in chosen])  # versions, and the name as written
+            else:
+                result.append((on_demand, [feature for feature in on_demand.feature_names if feature in chosen]))
         return result
 
     def source_views(self, references: Iterable[str] | str) -> list[tuple[FeatureView, list[str]]]:
@@ -247,12 +313,44 @@ class Registry:
         return self.resolve(reads)
 
     def view(self, name: str) -> FeatureView:
-        try:
+        if name in self.views:
             return self.views[name]
+        if name in self.latest:
+            return self.views[self.latest[name]]
+        model = name.rpartition(".v")[0]
+        if model and any(view.model == model for view in self.views.values()):
+            versions = [view.name for view in self.views.values() if view.model == model and view.version is not None]
+            if not versions:
+                raise UnknownFeatureError(f"feature view '{model}' has no versions (its model declares none); name it '{model}'")
+            raise UnknownFeatureError(f"feature view '{model}' has no version '{name[len(model) + 1:]}'; its versions: {', '.join(versions)}")
+        raise UnknownFeatureError(
+            f"feature view '{name}' does not exist; feature views: {', '.join(self.views) or '(none)'}"
+        )
+
+    def service(self, name: str) -> FeatureService:
+        try:
+            return self.services[name]
         except KeyError:
             raise UnknownFeatureError(
-                f"feature view '{name}' does not exist; feature views: {', '.join(self.views) or '(none)'}"
+                f"feature service '{name}' does not exist; feature services (ML exposures with meta.feature_store): "
+                f"{', '.join(self.services) or '(none)'}"
             ) from None
+
+    def references(
+        self, features: Iterable[str] | str | FeatureService | None, feature_service: str | FeatureService | None = None
+    ) -> list[str]:
+        """The feature references a request means: its features, or its feature service's
+        (by name or the object, as in Feast), never both."""
+        if isinstance(features, FeatureService) and feature_service is None:
+            features, feature_service = None, features
+        if feature_service is not None and features is not None:
+            raise InputError("pass either features or feature_service=..., not both")
+        if feature_service is None:
+            if features is None:
+                raise InputError("no features requested; pass features (view:feature, ...) or feature_service=...")
+            return [features] if isinstance(features, str) else list(features)
+        service = feature_service if isinstance(feature_service, FeatureService) else self.service(str(feature_service))
+        return list(service.features)
 
     @staticmethod
     def key_types(views: Iterable[FeatureView]) -> dict[str, type | None]:
@@ -283,6 +381,7 @@ class Registry:
         if isinstance(references, str):
             references = [references]
         resolved: dict[str, list[str]] = {}
+        written: dict[str, str] = {}
         for reference in references:
             view_name, sep, feature_name = str(reference).partition(":")
             if not sep or not view_name or not feature_name:
@@ -291,12 +390,16 @@ class Registry:
                 )
             view = self.view(view_name)
             names = view.feature_names if feature_name == "*" else [view.feature(feature_name).name]
-            chosen = resolved.setdefault(view_name, [])
+            chosen = resolved.setdefault(view.name, [])
+            written.setdefault(view.name, view_name)
             chosen.extend(name for name in names if name not in chosen)
         if not resolved:
             raise UnknownFeatureError("no features requested; ask for at least one view:feature")
         return [
-            (self.views[name], [feature for feature in self.views[name].feature_names if feature in chosen])
+            (
+                self.views[name] if written[name] == name else replace(self.views[name], reference_name=written[name]),
+                [feature for feature in self.views[name].feature_names if feature in chosen],
+            )
             for name, chosen in resolved.items()
         ]
 
@@ -304,7 +407,7 @@ class Registry:
     def output_names(resolved: list[tuple[FeatureView, list[str]]], full_feature_names: bool) -> list[list[str]]:
         """Each resolved view's output column names (`feature`, or `view__feature`), online and
         offline alike. Two views' features may not share a column: one would replace the other."""
-        outputs = [[f"{view.name}__{name}" if full_feature_names else name for name in names] for view, names in resolved]
+        outputs = [[f"{view.output_prefix}__{name}" if full_feature_names else name for name in names] for view, names in resolved]
         flat = [name for names in outputs for name in names]
         duplicated = sorted({name for name in flat if flat.count(name) > 1})
         if duplicated:
@@ -315,7 +418,50 @@ class Registry:
         return outputs
 
 
-def _view_from_spec(spec: dict[str, Any], node: dict[str, Any]) -> FeatureView:
+def _is_feature_service(exposure: dict[str, Any]) -> bool:
+    """An exposure declaring meta.feature_store (under config.meta or meta), as the
+    is_feature_service macro decides for `dbt build`."""
+    config_meta = (exposure.get("config") or {}).get("meta") or {}
+    return "feature_store" in config_meta or "feature_store" in (exposure.get("meta") or {})
+
+
+def _declared_freshness(manifest: dict[str, Any]) -> dict[str, DeclaredFreshness]:
+    """Sources with a dbt `freshness:` criterion (warn_after or error_after)."""
+
+    def criterion(rule: Any) -> str | None:
+        if not isinstance(rule, dict) or not rule.get("count") or not rule.get("period"):
+            return None
+        return f"{rule['count']} {rule['period']}{'s' if rule['count'] != 1 else ''}"
+
+    declared = {}
+    for unique_id, source in (manifest.get("sources") or {}).items():
+        freshness = source.get("freshness") or (source.get("config") or {}).get("freshness") or {}
+        warn, error = criterion(freshness.get("warn_after")), criterion(freshness.get("error_after"))
+        if warn or error:
+            name = f"{source['source_name']}.{source['name']}"
+            declared[name] = DeclaredFreshness(name, unique_id, source.get("loaded_at_field"), warn, error)
+    return dict(sorted(declared.items()))
+
+
+def _upstream_sources(manifest: dict[str, Any], node: dict[str, Any]) -> tuple[str, ...]:
+    """The dbt sources a model reads, directly or through other models ("source.table")."""
+    nodes, sources = manifest.get("nodes", {}), manifest.get("sources") or {}
+    found: set[str] = set()
+    seen: set[str] = set()
+    pending = list((node.get("depends_on") or {}).get("nodes") or [])
+    while pending:
+        unique_id = pending.pop()
+        if unique_id in seen:
+            continue
+        seen.add(unique_id)
+        if unique_id in sources:
+            found.add(f"{sources[unique_id]['source_name']}.{sources[unique_id]['name']}")
+        elif unique_id in nodes:
+            pending.extend((nodes[unique_id].get("depends_on") or {}).get("nodes") or [])
+    return tuple(sorted(found))
+
+
+def _view_from_spec(spec: dict[str, Any], node: dict[str, Any], sources: tuple[str, ...] = ()) -> FeatureView:
     columns = node.get("columns") or {}
     ttl = spec.get("ttl")
     return FeatureView(
@@ -333,6 +479,11 @@ def _view_from_spec(spec: dict[str, Any], node: dict[str, Any]) -> FeatureView:
         features=tuple(Feature(f["name"], f.get("data_type"), f.get("description") or "") for f in spec["features"]),
         entity_types={key: (columns.get(key) or {}).get("data_type") for key in spec["entity"]},
         spec=spec,
+        model=spec.get("model") or spec["name"],
+        version=None if spec.get("version") is None else str(spec["version"]),
+        latest=bool(spec.get("latest", True)),
+        sources=sources,
+        lifecycle=spec.get("lifecycle"),
     )
 
 
@@ -345,6 +496,8 @@ def _on_demand_views(manifest: dict[str, Any], renderer: Renderer, views: dict[s
     if not nodes:
         return {}
     specs = {name: view.spec for name, view in views.items()}
+    # A versioned view's latest version also under its bare model name, as validate_feature_views does.
+    specs.update({view.model: view.spec for view in views.values() if view.version is not None and view.latest})
     settings = renderer.call("in_process_settings")
     result = {}
     for node in sorted(nodes, key=lambda node: node["name"]):

@@ -11,12 +11,14 @@ import pandas as pd
 import redis
 from redis.cluster import RedisCluster
 
+from serving.catalog import describe_views
 from serving.datasets import SavedDataset, SavedDatasets, Verification, check_name
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
-from serving.errors import EntityKeyError, InputError, UnknownFeatureError
+from serving.errors import EntityKeyError, InputError, OnlineStoreError, UnknownFeatureError
 from serving.monitoring.drift import DriftReport
 from serving.monitoring.drift_sources import DriftSources, compare
+from serving.monitoring.freshness import SourceFreshness, source_freshness
 from serving.monitoring.serving_log import FlushSummary, ServingLogFlusher, ServingLogWriter, fraction, maxlen_from_env, rate_from
 from serving.monitoring.skew import SkewChecker, SkewReport, Thresholds
 from serving.offline import OfflineStore, to_utc_naive
@@ -27,7 +29,7 @@ from serving.online.keys import KeySpace
 from serving.online.read import OnlineClient, OnlineResponse
 from serving.online.status import ViewStatus, online_status
 from serving.online.versions import Timing, Versions
-from serving.registry import FeatureView, OnDemandView, Registry, load_manifest
+from serving.registry import FeatureService, FeatureView, OnDemandView, Registry, load_manifest
 from serving.rendering import Renderer
 
 
@@ -80,32 +82,40 @@ class FeatureStore:
     def list_on_demand_feature_views(self) -> list[OnDemandView]:
         return list(self.registry.on_demand_views.values())
 
+    def list_feature_services(self) -> list[FeatureService]:
+        return list(self.registry.services.values())
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        return self.registry.service(name)
+
     def get_historical_features(
         self,
         entity_df: pd.DataFrame | Sequence[Mapping[str, Any]],
-        features: Sequence[str] | str,
+        features: Sequence[str] | str | FeatureService | None = None,
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
         save_as: str | None = None,
+        feature_service: str | FeatureService | None = None,
     ) -> pd.DataFrame:
         """entity_df's rows, in order and with their columns, plus each feature as it was
         known at the row's timestamp (`event_timestamp`, or the only datetime column).
         entity_df may also be a list of dicts, one per row; the result is a DataFrame.
+        `feature_service="<ML exposure>"` asks for that model's features instead of a list.
         `save_as` also stores the result and its lineage in the offline store under that
         name (see get_saved_dataset, verify_saved_dataset)."""
         if save_as is not None:
             check_name(save_as)
+        references = self.registry.references(features, feature_service)
         entity_df = entity_frame(entity_df)
-        on_demand = on_demand_plan(self.registry, features, full_feature_names)
+        on_demand = on_demand_plan(self.registry, references, full_feature_names)
         column = timestamp_column or _timestamp_column(entity_df)
         if on_demand is not None:  # request fields are entity_df columns (serving.on_demand)
             if save_as is not None:
                 raise InputError("save_as does not take on-demand features yet; save the training set without them")
             return self.offline.historical_on_demand(entity_df, on_demand, self.registry, column)
-        views = self.registry.resolve(features)
+        views = self.registry.resolve(references)
         result = self.offline.historical(entity_df, views, column, full_feature_names)
         if save_as is not None:
-            references = [features] if isinstance(features, str) else list(features)
             self.datasets.save(save_as, entity_df, references, views, column, full_feature_names, result)
         return result
 
@@ -165,12 +175,15 @@ class FeatureStore:
         if feature_views is None:
             return all_online
         by_name = {view.name: view for view in all_online}
+        # A versioned model's name alone means its latest version, as in a feature reference.
+        by_name.update({model: by_name[name] for model, name in self.registry.latest.items() if name in by_name})
         unknown = [name for name in feature_views if name not in by_name]
         if unknown:
             raise UnknownFeatureError(
                 f"no online feature view named {', '.join(map(repr, unknown))}; online feature views: {', '.join(by_name) or '(none)'}"
             )
-        return [by_name[name] for name in dict.fromkeys(feature_views)]
+        # Each view once, even when named both ways.
+        return list({by_name[name].name: by_name[name] for name in feature_views}.values())
 
     def collect_garbage(self, grace_seconds: float | None = None) -> int:
         """Deletes snapshot versions replaced longer ago than the grace period (default
@@ -184,17 +197,42 @@ class FeatureStore:
         views = [view.name for view in self.registry.views.values() if view.online]
         return redis_call(self.redis_url, online_status, self._online_nodes().client, self._keys, views)
 
+    def source_freshness(self) -> list[SourceFreshness]:
+        """Each source that declares dbt `freshness:`, as the last `dbt source freshness` found it
+        (target/sources.json): status, newest loaded_at, when dbt checked."""
+        return list(source_freshness(self.project_dir, self.registry.source_freshness).values())
+
+    def describe(self, feature_view: str | None = None) -> list[dict[str, Any]]:
+        """The catalog: per view (or one view, `feature_view`, versions allowed) its features with
+        types and descriptions, entity, TTL, owner, online flag, feature services, last export
+        and the freshness of its sources. Works with Redis down: the export then names the error."""
+        views = [self.registry.view(feature_view)] if feature_view is not None else self.list_feature_views()
+        statuses, online_error = None, None
+        if any(view.online for view in views):
+            try:
+                statuses = {status.view: status for status in self.online_status()}
+            except OnlineStoreError as error:
+                online_error = str(error)
+        freshness = source_freshness(self.project_dir, self.registry.source_freshness)
+        return describe_views(self.registry, views, statuses, online_error, freshness)
+
     def get_online_features(
         self,
-        features: Sequence[str] | str,
-        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | pd.DataFrame,
+        features: Sequence[str] | str | FeatureService | None = None,
+        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | pd.DataFrame | None = None,
         full_feature_names: bool = False,
+        feature_service: str | FeatureService | None = None,
     ) -> OnlineResponse:
         """The latest materialized values for each entity row, in one Redis round trip.
 
         Each value comes with a status (present, null, missing, outside_ttl) and its
         event timestamp: see OnlineResponse. entity_rows: a list of dicts, one per entity,
-        or (as in Feast) a dict of lists or a DataFrame, one column per key."""
+        or (as in Feast) a dict of lists or a DataFrame, one column per key.
+        `feature_service="<ML exposure>"` asks for that model's features instead of a list."""
+        if feature_service is not None or features is None or isinstance(features, FeatureService):
+            features = self.registry.references(features, feature_service)
+        if entity_rows is None:
+            raise InputError("no entity_rows given; pass entity_rows=[{key: value, ...}, ...]")
         if self._online is None:
             self._online = OnlineClient(self._online_nodes(), self._keys, self.registry, self._timing)
         response = redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)

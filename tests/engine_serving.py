@@ -42,7 +42,8 @@ FLOAT_AGGREGATES = frozenset(
         "user_purchase_windows__avg_amount_30d",
         "user_purchase_windows__stddev_amount_30d",
         "user_category_windows__category_spend_30d",
-        "product_popularity__product_revenue_7d",
+        "product_popularity_v1__product_revenue_7d",
+        "product_popularity_v2__product_revenue_7d",
         "user_last_purchase__last_amount_zscore",
         "user_spend_trend__spend_7d_vs_90d_ratio",
         "user_spend_trend__spend_7d_7d_ago",
@@ -182,7 +183,8 @@ def _same(expected: Any, actual: Any, tolerance: float | None) -> bool:
     return type(expected) is type(actual) and expected == actual
 
 
-ONLINE_VIEWS = ("user_features", "user_purchase_windows", "user_category_windows", "product_popularity", "user_last_purchase", "user_spend_trend")
+ONLINE_VIEWS = ("user_features", "user_purchase_windows", "user_category_windows", "product_popularity.v1", "product_popularity.v2",
+                "user_last_purchase", "user_spend_trend")
 
 
 def assert_historical_equal(expected: Served, actual: Served, spine_rows: int, tolerances: dict[str, float]) -> None:

@@ -32,7 +32,8 @@ def test_list_names_every_feature_view_with_keys_and_ttl(built_project):
     assert result.returncode == 0, result.stderr
     views = {view["name"]: view for view in json.loads(result.stdout)}
     assert set(views) == {
-        "product_popularity",
+        "product_popularity.v1",
+        "product_popularity.v2",
         "user_category_windows",
         "user_features",
         "user_last_purchase",

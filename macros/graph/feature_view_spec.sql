@@ -4,9 +4,17 @@
 
     {'name', 'relation', 'entity': [keys], 'timestamp_column', 'created_timestamp_column',
      'ttl': {'text', 'seconds'} or none, 'online', 'owner', 'tags', 'lifecycle',
-     'description', 'features': [{'name', 'data_type', 'description'}]} -#}
+     'description', 'features': [{'name', 'data_type', 'description'}],
+     'model', 'version', 'latest', 'unique_id'}
+
+    A versioned dbt model (`versions:`) gives one view per version, named `<model>.v<version>`
+    (online keys and feature references use that name); `latest` marks dbt's latest_version,
+    which a reference without a version means. Every feature needs a description unless the
+    var feature_store_require_descriptions is false. -#}
 {% macro feature_view_spec(node) %}
-  {%- set model = "feature view '" ~ node.name ~ "'" -%}
+  {%- set version = node.version if node.version is defined and node.version is not none else none -%}
+  {%- set view_name = node.name ~ ('.v' ~ version if version is not none else '') -%}
+  {%- set model = "feature view '" ~ view_name ~ "'" -%}
   {%- set meta = node.config.meta.feature_store if node.config.meta and node.config.meta.feature_store is defined else none -%}
   {%- if meta is not mapping -%}
     {{- exceptions.raise_compiler_error(model ~ ": config.meta.feature_store is missing or not a mapping") -}}
@@ -63,8 +71,18 @@
   {%- for column in columns.values() if column.name not in keys -%}
     {%- do features.append({'name': column.name, 'data_type': column.data_type, 'description': column.description or ''}) -%}
   {%- endfor -%}
+  {%- set undescribed = features | rejectattr('description') | map(attribute='name') | list -%}
+  {%- if undescribed and var('feature_store_require_descriptions', true) -%}
+    {{- exceptions.raise_compiler_error(model ~ ": feature column(s) " ~ undescribed | join(', ')
+        ~ " have no description; describe every feature under the model's columns (or set the var feature_store_require_descriptions: false)") -}}
+  {%- endif -%}
+  {%- set latest = node.latest_version if node.latest_version is defined and node.latest_version is not none else version -%}
   {{- return({
-      'name': node.name,
+      'name': view_name,
+      'model': node.name,
+      'version': version,
+      'latest': version is none or (version | string) == (latest | string),
+      'unique_id': node.unique_id if node.unique_id is defined else none,
       'relation': node.relation_name,
       'entity': entity,
       'timestamp_column': meta.timestamp_column,

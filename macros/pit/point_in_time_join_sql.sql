@@ -16,9 +16,9 @@
   {%- set names = [] -%}
   {%- for view in views -%}
     {%- for feature in view.features -%}
-      {%- do names.append(view.name ~ '__' ~ feature.name if full_feature_names else feature.name) -%}
+      {%- do names.append(view.name | replace('.', '_') ~ '__' ~ feature.name if full_feature_names else feature.name) -%}
     {%- endfor -%}
-    {%- if include_timestamps -%}{%- do names.append(view.name ~ '__event_timestamp') -%}{%- endif -%}
+    {%- if include_timestamps -%}{%- do names.append(view.name | replace('.', '_') ~ '__event_timestamp') -%}{%- endif -%}
   {%- endfor -%}
   {%- for name in names if names.count(name) > 1 -%}
     {{- exceptions.raise_compiler_error("feature name '" ~ name ~ "' comes from more than one feature view; ask for full_feature_names (view__feature) or drop one") -}}

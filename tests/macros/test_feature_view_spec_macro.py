@@ -66,6 +66,10 @@ def test_spec_of_a_valid_feature_view(macros: Renderer) -> None:
             {"name": "spend", "data_type": "double", "description": "the spend"},
             {"name": "visits", "data_type": None, "description": "the visits"},
         ],
+        "model": "user_stats",
+        "version": None,
+        "latest": True,
+        "unique_id": None,
     }
 
 
@@ -162,3 +166,62 @@ def test_the_online_key_types_are_the_ones_the_registry_maps_to_python_types(mac
     assert {name: python_type(name) for name in families["string"]} == dict.fromkeys(families["string"], str)
     # And nothing else maps: a type the macro refuses online has no Python key type.
     assert [python_type(name) for name in ("hugeint", "ubigint", "date", "double")] == [None] * 4
+
+
+def versioned(version: int, latest: int) -> dict[str, Any]:
+    return {**node(), "unique_id": f"model.p.user_stats.v{version}", "version": version, "latest_version": latest}
+
+
+def test_a_model_version_is_a_view_of_its_own_named_model_dot_v_version(macros: Renderer) -> None:
+    old, new = macros.call("feature_view_spec", versioned(1, 2)), macros.call("feature_view_spec", versioned(2, 2))
+    assert (old["name"], old["model"], old["version"], old["latest"]) == ("user_stats.v1", "user_stats", 1, False)
+    assert (new["name"], new["model"], new["version"], new["latest"]) == ("user_stats.v2", "user_stats", 2, True)
+
+
+def test_a_feature_without_a_description_is_refused_naming_view_and_columns(macros: Renderer) -> None:
+    bare = node()
+    bare["columns"]["visits"]["description"] = ""
+    del bare["columns"]["spend"]["description"]
+    with pytest.raises(FeatureStoreError, match=r"^feature view 'user_stats': feature column\(s\) spend, visits have no description; .*"
+                                                r"set the var feature_store_require_descriptions: false"):
+        macros.call("feature_view_spec", bare)
+    # Keys and timestamps are not features: they need no description.
+    keyed = node()
+    keyed["columns"]["user_id"]["description"] = ""
+    assert macros.call("feature_view_spec", keyed)["name"] == "user_stats"
+
+
+def exposure(features: Any, depends_on: list[str], kind: str = "ml") -> dict[str, Any]:
+    return {
+        "name": "churn", "type": kind, "description": "Churn model.", "owner": {"name": "ML", "email": "ml@example.com"},
+        "config": {"meta": {"feature_store": {"features": features}}}, "depends_on": {"nodes": depends_on},
+    }
+
+
+def test_a_feature_service_spec_lists_its_references_and_views(macros: Renderer) -> None:
+    views = [macros.call("feature_view_spec", versioned(1, 2)), macros.call("feature_view_spec", versioned(2, 2))]
+    spec = macros.call("feature_service_spec", exposure(["user_stats.v1:spend", "user_stats.v1:*"], ["model.p.user_stats.v1"]), views)
+    assert spec == {"name": "churn", "description": "Churn model.", "owner": "ml@example.com",
+                    "features": ["user_stats.v1:spend", "user_stats.v1:*"], "views": ["user_stats.v1"]}
+
+
+@pytest.mark.parametrize(
+    ("features", "depends_on", "kind", "message"),
+    [
+        (["user_stats.v2:spend"], ["model.p.user_stats.v1"], "ml",
+         "feature service 'churn': it uses feature view 'user_stats.v2' but its depends_on does not ref() it; add ref('user_stats', v=2) to depends_on"),
+        (["user_stats:spend"], ["model.p.user_stats.v2"], "ml",
+         "feature service 'churn': feature reference 'user_stats:spend' names versioned feature view 'user_stats' without a version; "
+         "a service pins one, e.g. user_stats.v2:spend"),
+        (["user_stats.v3:spend"], [], "ml", "feature service 'churn': feature reference 'user_stats.v3:spend' names no feature view; feature views: user_stats.v1, user_stats.v2"),
+        (["user_stats.v1:clicks"], ["model.p.user_stats.v1"], "ml", "feature 'clicks' is not in feature view 'user_stats.v1'; its features: spend, visits"),
+        (["user_stats.v1"], [], "ml", "feature reference 'user_stats.v1' is not of the form view:feature"),
+        ([], [], "ml", "meta.feature_store.features must be a non-empty list"),
+        (["user_stats.v1:spend"], ["model.p.user_stats.v1"], "dashboard", "must have type: ml (it has type: dashboard)"),
+    ],
+    ids=["depends_on_lacks_the_version", "versioned_view_not_pinned", "unknown_version", "unknown_feature", "not_a_reference", "no_features", "not_ml"],
+)
+def test_a_bad_feature_service_is_refused_in_one_line(macros: Renderer, features: Any, depends_on: list[str], kind: str, message: str) -> None:
+    views = [macros.call("feature_view_spec", versioned(1, 2)), macros.call("feature_view_spec", versioned(2, 2))]
+    with pytest.raises(FeatureStoreError, match=re.escape(message)):
+        macros.call("feature_service_spec", exposure(features, depends_on, kind), views)

@@ -112,6 +112,19 @@ def test_full_feature_names_and_composite_keys(server: str, exported: FeatureSto
     assert_matches_python_client(answer, exported, features, rows, full=True)
 
 
+def test_a_feature_service_in_feasts_request_reads_its_pinned_features(server: str, exported: FeatureStore) -> None:
+    service = exported.registry.service("purchase_propensity")
+    entities = {"user_id": [3, 4], "product_id": [5, 99999]}
+
+    status, _, answer = request(server, "POST", "/get-online-features", {"feature_service": service.name, "entities": entities})
+
+    assert status == 200
+    assert answer["metadata"]["feature_names"][:3] == ["user_id", "product_id", "total_purchases"]
+    assert "product_purchases_1d" in answer["metadata"]["feature_names"]  # pinned to product_popularity.v1
+    rows = [{"user_id": user, "product_id": product} for user, product in zip(entities["user_id"], entities["product_id"])]
+    assert_matches_python_client(answer, exported, list(service.features), rows)
+
+
 def test_a_hundred_entities_and_a_whole_view_match_the_python_client(server: str, exported: FeatureStore) -> None:
     users = sorted({row["user_id"] for row in snapshot_rows(exported, WINDOWS)})[:100]
     features = [f"{WINDOWS}:*", "user_last_purchase:last_amount", "user_last_purchase:hour_of_day_sin"]
@@ -156,7 +169,8 @@ GOOD_FEATURES = ["user_features:total_purchases"]
         ({"features": GOOD_FEATURES, "entities": {"user_id": [2**70]}}, 400, "a string or a 64-bit integer"),
         ({"features": GOOD_FEATURES, "entities": {"user_id": [1]}, "full_feature_names": "yes"}, 400, '"full_feature_names" must be true or false; got "yes"'),
         ({"feature": GOOD_FEATURES, "entities": {"user_id": [1]}}, 400, "unknown field(s) 'feature'; valid fields: features, entities"),
-        ({"feature_service": "svc", "entities": {"user_id": [1]}}, 400, "feature_service is not supported"),
+        ({"feature_service": "svc", "entities": {"user_id": [1]}}, 404, "feature service 'svc' does not exist; feature services (ML exposures with meta.feature_store): purchase_propensity"),
+        ({"feature_service": "purchase_propensity", "features": GOOD_FEATURES, "entities": {"user_id": [1]}}, 400, 'give either "features" or "feature_service", not both'),
         ({"features": ["nope:x"], "entities": {"user_id": [1]}}, 404, "feature view 'nope' does not exist; feature views: product_popularity"),
         ({"features": ["user_features:spend"], "entities": {"user_id": [1]}}, 404, "feature 'spend' is not in feature view 'user_features'; its features: total_purchases"),
         ({"features": ["user_features"], "entities": {"user_id": [1]}}, 404, "feature reference 'user_features' is not of the form view:feature"),
