@@ -89,7 +89,7 @@ def duckdb_reference(built_project: Path) -> dict[str, tuple[list[str], list[tup
 
 def test_spark_builds_every_model_data_test_and_unit_test(spark_build: dict[str, Any]) -> None:
     counts = assert_everything_built(spark_build["project_dir"])
-    assert counts == {"model": 19, "test": 35, "unit_test": 12}  # with product_popularity v1 and v2, and the on-demand view
+    assert counts == {"model": 19, "test": 36, "unit_test": 12}  # with product_popularity v1 and v2, the on-demand view and no_serving_skew
 
 
 @pytest.mark.parametrize("name", [*SPINE_ORDERED, *KEY_ORDERED])
