@@ -285,6 +285,8 @@ class Registry:
                 try:
                     [(view, names)] = self.resolve([reference])
                 except UnknownFeatureError as error:
+                    if not str(error).startswith(f"feature view '{view_name}' does not exist"):
+                        raise
                     raise UnknownFeatureError(f"{error}; on-demand views: {', '.join(self.on_demand_views)}") from None
             else:
                 names = view.feature_names if feature_name == "*" else [view.feature(feature_name).name]

@@ -49,18 +49,17 @@ OUTSIDE_TTL = "outside_ttl"
 # How long a read keeps retrying while a cluster fails over or a server restarts.
 RETRY_SECONDS = 15.0
 
-# ARGV: pointers key ('' on a server that must not resolve them), metadata key head,
-# row separator, row tail, 1 when MGET may span slots (one node), view count; then per
-# view: name, row key head, version to read ('' to resolve), version known to the
-# client, entity count, key width, then the keys (back to back in one argument when
+# The cluster's read script, one call per server. ARGV: pointers key ('' on a server
+# that must not resolve them), metadata key head, row separator, row tail, view count;
+# then per view: name, row key head, version to read ('' to resolve), version known to
+# the client, entity count, key width, then the keys (back to back in one argument when
 # width > 0, else one per argument). Returns per view: false (no snapshot) or
 # {version, metadata or false, {row or false, ...}}.
 _READ_SCRIPT = """
 local pointers, meta_head, sep, tail = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local multi = ARGV[5] == '1'
-local out = {}
-local at = 7
-for v = 1, tonumber(ARGV[6]) do
+local out, reads = {}, {}
+local at = 6
+for v = 1, tonumber(ARGV[5]) do
   local name, head, version, known = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   local count, width = tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
   at = at + 6
@@ -71,13 +70,13 @@ for v = 1, tonumber(ARGV[6]) do
       meta = redis.call('GET', meta_head .. name .. ':' .. version)
     end
   end
+  local packed = width > 0 and ARGV[at] or false
   if not version then
     out[v] = false
   else
     local base = head .. version .. sep
     local names = {}
-    if width > 0 then
-      local packed = ARGV[at]
+    if packed then
       for i = 1, count do
         names[i] = base .. string.sub(packed, (i - 1) * width + 1, i * width) .. tail
       end
@@ -87,23 +86,38 @@ for v = 1, tonumber(ARGV[6]) do
       end
     end
     local rows = {}
-    if multi then
-      -- unpack() is bounded by Lua's C stack: big requests go in slices.
-      for first = 1, count, 4000 do
-        local part = redis.call('MGET', unpack(names, first, math.min(first + 3999, count)))
-        for i = 1, #part do
-          rows[first + i - 1] = part[i]
-        end
+    out[v] = {version, meta, rows}
+    reads[#reads + 1] = {names = names, rows = rows, count = count, packed = packed}
+  end
+  at = at + (packed and 1 or count)
+end
+-- A command may not span slots, even on one server. Every view's row of one entity is in
+-- that entity's slot (the hash tag is the entity key), so views sent with the same keys
+-- read one MGET per entity; a view alone, one GET per entity.
+local r = 1
+while r <= #reads do
+  local first = reads[r]
+  local group = {first}
+  while first.packed and reads[r + #group] and reads[r + #group].packed == first.packed do
+    group[#group + 1] = reads[r + #group]
+  end
+  if #group == 1 then
+    for i = 1, first.count do
+      first.rows[i] = redis.call('GET', first.names[i])
+    end
+  else
+    local names = {}
+    for i = 1, first.count do
+      for g = 1, #group do
+        names[g] = group[g].names[i]
       end
-    else
-      -- A cluster refuses a multi-key command across slots, even on one server.
-      for i = 1, count do
-        rows[i] = redis.call('GET', names[i])
+      local got = redis.call('MGET', unpack(names))
+      for g = 1, #group do
+        group[g].rows[i] = got[g]
       end
     end
-    out[v] = {version, meta, rows}
   end
-  at = at + (width > 0 and 1 or count)
+  r = r + #group
 end
 return out
 """
@@ -317,23 +331,29 @@ class OnlineClient:
         """Rows of every view from every server holding some, in one round when this
         client's versions are still current (see the module docstring)."""
         control = self.nodes.control(self.keys.prefix)
-        every = [view_keys.all() for view_keys in keys]
-        # Views keyed alike (the same entity columns and types) share one placement.
-        placements: dict[tuple[bytes, ...], dict[str, list[int]]] = {}
-        placed = []
-        for all_keys in every:
-            signature = tuple(all_keys)
-            if signature not in placements:
-                placements[signature] = self.nodes.group(all_keys)
-            placed.append(placements[signature])
+        # Views keyed alike (the same entity columns and types) share one placement, and
+        # each server gets the same bytes for all of them (the script reads those together).
+        shared: dict[Any, tuple[dict[str, list[int]], dict[str, _ViewKeys]]] = {}
+        placed: list[dict[str, list[int]]] = []
+        selected: list[dict[str, _ViewKeys]] = []
+        for view_keys in keys:
+            signature = (view_keys.width, view_keys.packed) if view_keys.width else tuple(view_keys.keys)
+            if signature not in shared:
+                all_keys = view_keys.all()
+                groups = self.nodes.group(all_keys)
+                shared[signature] = (groups, {server: view_keys.select(all_keys, positions) for server, positions in groups.items()})
+            groups, selections = shared[signature]
+            placed.append(groups)
+            selected.append(selections)
         servers = sorted(set().union(*placed) | {control})
+        nothing = _ViewKeys(0, b"", [])
         for attempt in range(5):
             started = time.monotonic()
             guesses = [self._known.get(view.name, "") for view, _, _ in plan.views]
             # A view this client never read: learn its version on the control server alone first.
             asked = [control] if attempt == 0 and "" in guesses else servers
             calls = {
-                server: (server == control, [view_keys.select(all_keys, groups.get(server, [])) for view_keys, all_keys, groups in zip(keys, every, placed)])
+                server: (server == control, [selections.get(server, nothing) for selections in selected])
                 for server in asked
             }
             replies = self._call(calls, plan, guesses)
@@ -368,7 +388,7 @@ class OnlineClient:
         (resolve pointers there?, the view keys it holds)."""
         commands = {}
         for server, (resolve, view_keys) in calls.items():
-            args: list[Any] = [*(self._header if resolve else ["", "", ROW_SEP, ROW_TAIL]), 0 if self.nodes.cluster else 1, len(plan.views)]
+            args: list[Any] = [*(self._header if resolve else ["", "", ROW_SEP, ROW_TAIL]), len(plan.views)]
             for index, ((view, _, _), keys) in enumerate(zip(plan.views, view_keys)):
                 guess = "" if resolve or guesses is None else guesses[index]
                 args += [view.name, self.keys.row_head(view.name), guess, self._known.get(view.name, ""), keys.count, keys.width]
