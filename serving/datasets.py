@@ -251,6 +251,9 @@ class SavedDatasets:
     def _node(self, view: FeatureView) -> dict[str, Any] | None:
         """The manifest node the view reads: the one whose relation is the view's (with dbt
         model versions, several nodes share a name, and each version has its own relation)."""
+        by_id = self.manifest.get("nodes", {}).get(view.spec.get("unique_id") or "")
+        if by_id is not None:
+            return by_id
         for node in self.manifest.get("nodes", {}).values():
             if node.get("resource_type") != "model" or node.get("name") != view.name:
                 continue

@@ -210,6 +210,11 @@ class OnDemandView:
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.features]
 
+    @property
+    def output_prefix(self) -> str:
+        """The `<prefix>__feature` of full feature names."""
+        return self.name
+
     def feature(self, name: str) -> Feature:
         found = {feature.name: feature for feature in self.features}.get(name)
         if found is None:

@@ -166,6 +166,8 @@ def test_a_definition_edit_that_leaves_the_rows_alone_verifies_equal_and_is_list
 def test_a_feature_gone_from_its_view_is_definitions_changed(project):
     features_yml = project / "models" / "features" / "features.yml"
     features_yml.write_text(features_yml.read_text().replace("name: total_purchases", "name: purchases_total", 1))
+    services_yml = project / "models" / "services.yml"  # the feature service follows the rename
+    services_yml.write_text(services_yml.read_text().replace("user_features:total_purchases", "user_features:purchases_total"))
 
     verification = FeatureStore(project).verify_saved_dataset("churn")
 
