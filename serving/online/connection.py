@@ -164,10 +164,14 @@ class Nodes:
         if not self.cluster:
             return {"": list(range(len(keys)))}
         owners = self._slot_owners()
-        grouped: dict[str, list[int]] = defaultdict(list)
+        grouped: dict[str, list[int]] = {}
         for position, number in enumerate(slots(keys)):
-            grouped[owners[number]].append(position)
-        return dict(grouped)
+            owner = owners[number]
+            if owner in grouped:
+                grouped[owner].append(position)
+            else:
+                grouped[owner] = [position]
+        return grouped
 
     def _slot_owners(self) -> list[str]:
         if self._owners is None:

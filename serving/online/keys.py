@@ -115,5 +115,5 @@ def slot(key: bytes) -> int:
 
 def slots(keys: Sequence[bytes]) -> list[int]:
     """`slot` of many keys, without a Python call per key (reads and exports do this per row)."""
-    mask = HASH_SLOTS - 1
-    return [crc_hqx(key[: key.find(b"}")] if b"}" in key else key, 0) & mask for key in keys]
+    mask, crc = HASH_SLOTS - 1, crc_hqx
+    return [crc(key.partition(b"}")[0], 0) & mask for key in keys]
