@@ -26,6 +26,15 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
+def copy_built(project: Path, destination: Path) -> Path:
+    """A built project copied whole, so a test may run dbt in it or change it without
+    touching the shared one. The render caches come along (same manifest, same settings),
+    but not the engine's remembered connection: it names the original's warehouse file."""
+    shutil.copytree(project, destination, ignore=shutil.ignore_patterns("engine-*.json"))
+    assert not list(destination.rglob("engine-*.json"))
+    return destination
+
+
 def dbt(project_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Runs the dbt CLI in `project_dir` (its own profiles.yml, its own target/)."""
     env = {key: value for key, value in os.environ.items() if key != "FEATURE_STORE_DUCKDB"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from project_copies import copy_built
 from serving import FeatureStore
 from serving.datasets import DATA_CHANGED_EXIT, DEFINITIONS_CHANGED_EXIT, table_hash
 from serving.errors import DatasetError
@@ -27,14 +27,6 @@ def featurestore(project_dir: Path, *args: str) -> subprocess.CompletedProcess[s
     return subprocess.run([sys.executable, "-m", "serving", "--project-dir", str(project_dir), *args], capture_output=True, text=True)
 
 
-def copy_of(project: Path, destination: Path) -> Path:
-    # The render caches come along (same manifest, same settings), but not the engine's
-    # remembered connection: it names the original's warehouse file.
-    shutil.copytree(project, destination, ignore=shutil.ignore_patterns("engine-*.json"))
-    assert not list(destination.rglob("engine-*.json"))
-    return destination
-
-
 def spine(project: Path) -> pd.DataFrame:
     frame = pd.read_parquet(project / "data" / "sample" / "label_spine.parquet").head(60)
     return frame.rename(columns={"prediction_time": "event_timestamp"})
@@ -43,14 +35,14 @@ def spine(project: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def saved_project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the built project holding one saved set, `churn` (read-only for tests: copy it to change it)."""
-    project = copy_of(built_project, tmp_path_factory.mktemp("datasets") / "project")
+    project = copy_built(built_project, tmp_path_factory.mktemp("datasets") / "project")
     FeatureStore(project).get_historical_features(spine(project), FEATURES, save_as="churn")
     return project
 
 
 @pytest.fixture
 def project(saved_project: Path, tmp_path: Path) -> Path:
-    return copy_of(saved_project, tmp_path / "project")
+    return copy_built(saved_project, tmp_path / "project")
 
 
 def warehouse(project: Path) -> duckdb.DuckDBPyConnection:
@@ -58,7 +50,7 @@ def warehouse(project: Path) -> duckdb.DuckDBPyConnection:
 
 
 def test_a_saved_set_reads_back_as_it_was_returned(saved_project, tmp_path):
-    project = copy_of(saved_project, tmp_path / "project")
+    project = copy_built(saved_project, tmp_path / "project")
     store = FeatureStore(project)
     returned = store.get_historical_features(spine(project), FEATURES, save_as="again")
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from online_checks import drop_prefix
-from project_copies import dbt
+from project_copies import copy_built, dbt
 from serving.store import FeatureStore
 
 AS_OF = "2026-02-10T12:00:00Z"
@@ -35,8 +35,11 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def catalog(built_project: Path, embedded_url: str) -> Iterator[tuple[Path, str, str]]:
-    """The built project with product_popularity.v1 exported and `dbt source freshness` run."""
+def catalog(built_project: Path, embedded_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
+    """A copy of the built project with product_popularity.v1 exported and `dbt source
+    freshness` run (in a copy: dbt rewrites the manifest, without the compiled SQL that
+    other tests read from the shared build)."""
+    built_project = copy_built(built_project, tmp_path_factory.mktemp("catalog") / "project")
     prefix = f"fstest-catalog-{uuid.uuid4().hex[:12]}"
     done = featurestore(built_project, embedded_url, prefix, "materialize", "--as-of", AS_OF, "--select", "product_popularity.v1", "--select", "user_features",
                         "--select", "user_purchase_windows")
