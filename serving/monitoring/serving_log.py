@@ -41,7 +41,7 @@ from serving.engines import Engine
 from serving.errors import InputError
 from serving.online.connection import Nodes
 from serving.online.keys import KeySpace
-from serving.online.read import MISSING, NULL, OUTSIDE_TTL, PRESENT, OnlineResponse
+from serving.online.read import MISSING, NULL, OUTSIDE_TTL, PRESENT, OnlineResponse, call_shape
 from serving.registry import Registry
 from serving.rendering import Renderer
 
@@ -232,7 +232,7 @@ class _Encoder:
 
     def _outputs(self, features: Sequence[str] | str, full: bool) -> dict[str, tuple[str, str]]:
         """Output column -> (view, feature), as the read named them (cached per call shape)."""
-        shape = ((features,) if isinstance(features, str) else tuple(features), full)
+        shape = call_shape(features, full)
         found = self._sources.get(shape)
         if found is None:
             resolved = self.registry.resolve(features)

@@ -189,7 +189,7 @@ class OnlineClient:
         self._header = [keys.current, keys.meta_head, ROW_SEP, ROW_TAIL]
 
     def _plan(self, features: Sequence[str], full_feature_names: bool) -> _Request:
-        cache_key = ((features,) if isinstance(features, str) else tuple(features), full_feature_names)
+        cache_key = call_shape(features, full_feature_names)
         plan = self._requests.get(cache_key)
         if plan is None:
             resolved = self.registry.resolve(features)
@@ -203,7 +203,7 @@ class OnlineClient:
         return plan
 
     def _on_demand_plan(self, features: Sequence[str] | str, full_feature_names: bool) -> OnDemandPlan | None:
-        cache_key = ((features,) if isinstance(features, str) else tuple(features), full_feature_names)
+        cache_key = call_shape(features, full_feature_names)
         if cache_key not in self._on_demand:
             self._on_demand[cache_key] = on_demand_plan(self.registry, features, full_feature_names)
         return self._on_demand[cache_key]
@@ -482,6 +482,11 @@ def _given_names(entity_rows: Any) -> list[str] | None:
     if isinstance(entity_rows, (dict, pd.DataFrame)):
         return [str(name) for name in (entity_rows.columns if isinstance(entity_rows, pd.DataFrame) else entity_rows)]
     return None
+
+
+def call_shape(features: Sequence[str] | str, full_feature_names: bool) -> tuple[tuple[str, ...], bool]:
+    """A read's features and naming as a hashable key: what per-request plans are cached by."""
+    return ((features,) if isinstance(features, str) else tuple(features), full_feature_names)
 
 
 def _int_keys(name: str, values: list[Any]) -> bytes:
