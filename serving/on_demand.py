@@ -113,7 +113,7 @@ class OnDemandPlan:
         if evaluator is None:
             from serving.engines.duckdb import InProcessSQL  # the one module that may import duckdb
 
-            evaluator = self._evaluators[view.name] = InProcessSQL(view.sql, view.settings)
+            evaluator = self._evaluators[view.name] = InProcessSQL(view.sql, view.settings, json_sql=view.json_sql)
         return evaluator
 
 

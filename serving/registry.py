@@ -194,8 +194,10 @@ class RequestField:
 class OnDemandView:
     """Features computed per request by SQL expressions over source features and request
     fields (macros/on_demand/on_demand_view_spec.sql). `sql` is on_demand_select rendered
-    for DuckDB in process (each input a list parameter, in the spec's input order);
-    `settings` make DuckDB compute as the target's warehouse does."""
+    for DuckDB in process (each input a list parameter, in the spec's input order) and
+    `json_sql` the same text reading each input from a JSON array instead (None when an
+    input has a type JSON does not carry as is); `settings` make DuckDB compute as the
+    target's warehouse does."""
 
     name: str
     description: str
@@ -203,6 +205,7 @@ class OnDemandView:
     request_fields: tuple[RequestField, ...]
     features: tuple[Feature, ...]
     sql: str
+    json_sql: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -506,6 +509,7 @@ def _on_demand_views(manifest: dict[str, Any], renderer: Renderer, views: dict[s
     # A versioned view's latest version also under its bare model name, as validate_feature_views does.
     specs.update({view.model: view.spec for view in views.values() if view.version is not None and view.latest})
     settings = renderer.call("in_process_settings")
+    json_types = set(renderer.call("on_demand_types"))
     result = {}
     for node in sorted(nodes, key=lambda node: node["name"]):
         spec = renderer.call("on_demand_view_spec", node, specs)
@@ -516,6 +520,11 @@ def _on_demand_views(manifest: dict[str, Any], renderer: Renderer, views: dict[s
             request_fields=tuple(RequestField(f["name"], f["data_type"]) for f in spec["request_fields"]),
             features=tuple(Feature(f["name"], f["data_type"], f.get("description") or "") for f in spec["features"]),
             sql=renderer.call("on_demand_select", spec, None, None, [], True),
+            json_sql=(
+                renderer.call("on_demand_select", spec, None, None, [], "json")
+                if all(input_["data_type"] in json_types for input_ in spec["inputs"])
+                else None
+            ),
             settings=dict(settings or {}),
             spec=spec,
         )

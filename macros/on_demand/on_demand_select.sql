@@ -8,7 +8,8 @@
     `carry`: relation columns passed through unchanged (the row position, offline);
     `in_process`: the text for DuckDB in process, whatever the target: identifiers quoted
     and types spelled as DuckDB does (the project's own type names), and, without a
-    relation, the inputs read from one list parameter each ($1, $2, ... in input order). -#}
+    relation, the inputs read from one parameter each ($1, $2, ... in input order): a list
+    (true), or a JSON array in a string ('json'; only for inputs of on_demand_types). -#}
 {% macro on_demand_select(view, relation, columns=none, carry=[], in_process=false) -%}
 {%- set quote = feature_store.on_demand_quote if in_process else adapter.quote -%}
 select
@@ -27,7 +28,12 @@ from (
         cast({{ quote((columns or {}).get(input.name, input.name)) }} as {{ input.data_type if in_process else feature_store.engine_data_type(input.data_type) }}) as {{ quote(input.name) }}{{ ',' if not loop.last }}
         {%- endfor %}
     {%- if relation is none %}
-    from (select {% for input in view.inputs %}unnest(${{ loop.index }}) as {{ quote(input.name) }}{{ ', ' if not loop.last }}{% endfor %}) as __fs_request
+    from (select {% for input in view.inputs -%}
+      {%- if in_process == 'json' -%}
+        unnest(from_json(${{ loop.index }}::varchar, '["{{ input.data_type }}"]'))
+      {%- else -%}
+        unnest(${{ loop.index }})
+      {%- endif %} as {{ quote(input.name) }}{{ ', ' if not loop.last }}{% endfor %}) as __fs_request
     {%- else %}
     from {{ relation }}
     {%- endif %}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from serving.engines import DEFAULT_BATCH_ROWS, Frame, as_arrow, column_not_built, first_line, not_built, query_failed
@@ -116,27 +117,63 @@ def from_parameters(parameters: dict[str, Any]) -> DuckDBEngine:
 
 class InProcessSQL:
     """One SELECT evaluated in this process over a request's rows: how online reads compute
-    on-demand features (serving.on_demand). The rows arrive as one Python list per input,
-    bound to the query's list parameters ($1, $2, ...), which costs less per call than
-    building an Arrow table and binding it as a relation. One in-memory connection on one
-    thread (a few hundred rows never pay for a second), behind a lock: a connection runs
-    one query at a time. Its optimizer is off: over a few hundred rows the plan is the same
-    scan and projection either way, and planning was a quarter of the time of a call."""
+    on-demand features (serving.on_demand). One in-memory connection on one thread (a few
+    hundred rows never pay for a second), behind a lock: a connection runs one query at a
+    time. Its optimizer is off: over a few hundred rows the plan is the same scan and
+    projection either way, and planning was a quarter of the time of a call.
 
-    def __init__(self, sql: str, settings: dict[str, Any] | None = None) -> None:
-        self._sql = sql
+    The rows arrive as one Python list per input. Where the view has `json_sql` (the same
+    SQL reading each input from a JSON array), that text is prepared once and each call
+    executes it with the lists as JSON (orjson): a prepared statement skips parsing and
+    binding the expressions, which were most of a call (bench/bench_on_demand.py). Lists
+    JSON cannot carry as they are (NaN and infinities, which it spells null; integers
+    beyond 64 bits) go as list parameters to `sql`, parsed once and bound per call."""
+
+    _PREPARED = "fs_on_demand"
+
+    def __init__(self, sql: str, settings: dict[str, Any] | None = None, json_sql: str | None = None) -> None:
         self._connection = duckdb.connect(":memory:", config={"threads": 1, **(settings or {})})
         self._connection.execute("pragma disable_optimizer")
+        with _parse_errors():
+            (self._statement,) = self._connection.extract_statements(sql)
+            self._prepared = json_sql is not None
+            if self._prepared:
+                self._connection.execute(f"prepare {self._PREPARED} as {json_sql}")
         self._lock = threading.Lock()
 
     def evaluate(self, inputs: list[list[Any]]) -> list[list[Any]]:
         """The query's result as one Python list per output column."""
+        call = self._prepared_call(inputs) if self._prepared else None
         with self._lock:
             try:
-                cursor = self._connection.execute(self._sql, inputs)
+                cursor = self._connection.execute(call) if call else self._connection.execute(self._statement, inputs)
                 rows = cursor.fetchall()
             except duckdb.Error as error:
                 raise InputError(f"on-demand features could not be computed (DuckDB, in process): {first_line(error)}") from error
             if not rows:
                 return [[] for _ in cursor.description or ()]
         return [list(column) for column in zip(*rows)]
+
+    def _prepared_call(self, inputs: list[list[Any]]) -> str | None:
+        """`execute fs_on_demand('[...]', ...)`, or None when a list does not survive JSON."""
+        arguments = []
+        for values in inputs:
+            try:
+                encoded = orjson.dumps(values)
+            except orjson.JSONEncodeError:
+                return None
+            # orjson writes NaN and infinities as null: more nulls than Nones means one was there.
+            if b"null" in encoded and encoded.count(b"null") != values.count(None):
+                return None
+            arguments.append("'" + encoded.decode().replace("'", "''") + "'")
+        return f"execute {self._PREPARED}({', '.join(arguments)})"
+
+
+@contextmanager
+def _parse_errors() -> Iterator[None]:
+    try:
+        yield
+    except ValueError as error:  # unpacking: not exactly one statement
+        raise InputError("on-demand SQL could not be parsed (DuckDB, in process): it is not exactly one statement") from error
+    except duckdb.Error as error:
+        raise InputError(f"on-demand SQL could not be parsed (DuckDB, in process): {first_line(error)}") from error

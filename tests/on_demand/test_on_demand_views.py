@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -157,3 +158,30 @@ def test_http_takes_request_fields_beside_the_keys(project: Path, store: Feature
         status, _, body = request(base, "POST", "/get-online-features", {"features": EXAMPLE, "entities": {"user_id": [3]}})
         assert status == 400
         assert body == {"error": "the entity rows lack request field(s) amount; on-demand view 'purchase_request_features' needs amount (double)"}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_json_and_list_transports_compute_the_same(store: FeatureStore, seed: int) -> None:
+    """Online reads send a view's inputs to DuckDB as JSON to a prepared statement; lists JSON
+    cannot carry (NaN, infinities, integers beyond 64 bits) go as list parameters instead.
+    Both give the same values, quotes and NULLs included, and both paths are taken."""
+    from serving.engines.duckdb import InProcessSQL
+
+    view = store.registry.on_demand_views[VIEW]
+    assert view.json_sql is not None and "from_json($1::varchar" in view.json_sql
+    by_json = InProcessSQL(view.sql, view.settings, json_sql=view.json_sql)
+    by_lists = InProcessSQL(view.sql, view.settings)
+    rng = random.Random(seed)
+    samples = {
+        "double": lambda: rng.choice([None, 0.0, -1.5, rng.uniform(-1e6, 1e6), float("nan"), float("inf"), -float("inf")]),
+        "bigint": lambda: rng.choice([None, 0, 3, -7, rng.randint(-(2**40), 2**40)]),
+        "varchar": lambda: rng.choice([None, "", "web", "it's", 'say "hi"', "back\\slash", "null", "née ✓"]),
+    }
+    kinds = {"json": 0, "lists": 0}
+    for _ in range(40):
+        inputs = [[samples.get(input_["data_type"], samples["bigint"])() for _ in range(rng.randint(0, 12))] for input_ in view.spec["inputs"]]
+        size = min(map(len, inputs))
+        inputs = [values[:size] for values in inputs]
+        kinds["json" if by_json._prepared_call(inputs) else "lists"] += 1
+        assert repr(by_json.evaluate(inputs)) == repr(by_lists.evaluate(inputs)), inputs
+    assert kinds["json"] and kinds["lists"]
