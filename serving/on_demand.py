@@ -78,7 +78,7 @@ class OnDemandPlan:
     def finish(self, read: Any, request: dict[str, list[Any]], response_type: type) -> Any:
         """The response to the caller from the read of `reads` (columns view__feature):
         the entity keys, then each requested feature, computed ones included."""
-        result = response_type({key: read.columns[key] for key in self.entity_keys})
+        result = response_type({key: read.columns[key] for key in self.entity_keys}, source_read=read)
         for view, names, outputs in self.outputs:
             if isinstance(view, OnDemandView):
                 self._compute(view, names, outputs, read, request, result)

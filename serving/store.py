@@ -236,9 +236,9 @@ class FeatureStore:
         if self._online is None:
             self._online = OnlineClient(self._online_nodes(), self._keys, self.registry, self._timing)
         response = redis_call(self.redis_url, self._online.get_online_features, features, entity_rows, full_feature_names)
-        # Reads naming on-demand views are not logged: the skew check knows feature views only.
-        if self.serving_log_rate and not self._online.names_on_demand(features, full_feature_names):
-            self._serving_log_writer().record(features, full_feature_names, response)
+        if self.serving_log_rate:
+            # What came from the snapshots: for on-demand views, the feature values they read.
+            self._serving_log_writer().record(*self._online.served_from_snapshots(features, full_feature_names, response))
         return response
 
     def _serving_log_writer(self) -> ServingLogWriter:

@@ -132,6 +132,9 @@ class OnlineResponse:
     event_timestamps: dict[str, list[dt.datetime | None]] = field(default_factory=dict)
     # view -> (snapshot version, its as_of): what the serving log records.
     snapshots: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # A request naming on-demand views: the read they were computed from (every feature
+    # view feature involved, columns view__feature), which the serving log records.
+    source_read: OnlineResponse | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self, include_metadata: bool = False) -> dict[str, list[Any]]:
         result = {name: list(values) for name, values in self.columns.items()}
@@ -208,9 +211,16 @@ class OnlineClient:
             self._on_demand[cache_key] = on_demand_plan(self.registry, features, full_feature_names)
         return self._on_demand[cache_key]
 
-    def names_on_demand(self, features: Sequence[str] | str, full_feature_names: bool = False) -> bool:
-        """Whether a request with these features computes on-demand views."""
-        return self._on_demand_plan(features, full_feature_names) is not None
+    def served_from_snapshots(
+        self, features: Sequence[str] | str, full_feature_names: bool, response: OnlineResponse
+    ) -> tuple[Sequence[str] | str, bool, OnlineResponse]:
+        """The part of a read that came from snapshots, as (features, full_feature_names,
+        response): the read itself, or for a request naming on-demand views the feature
+        view features it read (computed values follow from them and the request)."""
+        on_demand = self._on_demand_plan(features, full_feature_names)
+        if on_demand is None or response.source_read is None:
+            return features, full_feature_names, response
+        return on_demand.reads, True, response.source_read
 
     def get_online_features(
         self, features: Sequence[str] | str, entity_rows: Any, full_feature_names: bool = False

@@ -68,3 +68,34 @@ def test_a_sample_rate_logs_about_that_share(built_project: Path, redis_url: str
     store._serving_log.drain()
     # Binomial(400, 0.5): outside 140..260 with probability about 1e-9.
     assert 140 <= raw.xlen(store._keys.serving_log) <= 260
+
+
+def test_a_read_naming_an_on_demand_view_logs_the_feature_values_it_read(
+    built_project: Path, redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
+    """The snapshot part of the read is logged: the plain feature asked for and the on-demand
+    view's sources (computed values follow from those and the request's own fields)."""
+    store = logged_store(built_project, redis_url, prefix)
+    store.materialize(as_of=AS_OF, feature_views=["user_features", "user_purchase_windows"], progress=False)
+    users = [*range(1, 25), 10**9]
+    features = ["user_features:total_purchases", "purchase_request_features:amount_vs_avg_30d"]
+    response = store.get_online_features(features, [{"user_id": user, "amount": 12.5} for user in users])
+    plain = store.get_online_features(
+        ["user_features:total_purchases", "user_purchase_windows:avg_amount_30d", "user_purchase_windows:max_amount_30d"],
+        [{"user_id": user} for user in users],
+    )
+    store._serving_log.drain()
+    entries = raw.xrange(store._keys.serving_log, "-", "+")
+    assert len(entries) == 2  # the on-demand read, then the plain one
+    rows = decode(entries[:1], lambda view: store.get_feature_view(view).entity, dt.datetime(2026, 3, 1)).to_pylist()
+    assert sorted({row["feature_ref"] for row in rows}) == [
+        "user_features:total_purchases",
+        "user_purchase_windows:avg_amount_30d",
+        "user_purchase_windows:max_amount_30d",
+    ]
+    assert len(rows) == 3 * len(users)
+    for row in rows:
+        assert row["value_number"] == plain.columns[row["feature"]][row["row_index"]]
+        assert row["status"] == plain.statuses[row["feature"]][row["row_index"]]
+    assert response.columns["total_purchases"] == plain.columns["total_purchases"]
+    assert {row["status"] for row in rows} >= {"present", "missing"}
