@@ -15,11 +15,19 @@ warehouse. The schema is `feature_store_datasets` ($FEATURE_STORE_DATASETS_SCHEM
   listed set without its rows. Saving a name again replaces the set (the older table is
   dropped; its lineage row stays as history).
 
-The lineage: the manifest hash; per feature view its dbt model version, the checksum of its
-compiled SQL (when the manifest holds it), a checksum of its definition (the model's SQL,
-config and columns, and everything upstream of it: models, sources and macros), its row
-count and its latest event time; the rendered retrieval SQL's checksum; the feature
-references; the entity frame's hash and row count; the result's hash; the creation time.
+The lineage: the manifest hash; per feature view read (those requested and those the
+requested on-demand views read) its dbt model version, the checksum of its compiled SQL
+(when the manifest holds it), a checksum of its definition (the model's SQL, config and
+columns, and everything upstream of it: models, sources and macros), its row count and its
+latest event time; per on-demand view requested its definition checksum, the checksum of
+its rendered SQL (the expressions, which the definition's columns leave out), its sources
+and request fields; the rendered retrieval SQL's checksum (with on-demand views, their
+expressions are inside it); the feature references; the entity frame's hash and row count
+(request fields are entity_df columns, so they are in it); the result's hash; the creation
+time. Format 2 added the on-demand views; a format 1 lineage reads as having none.
+
+A set is verified by computing it again through get_historical_features' own path
+(OfflineStore.retrieve), never a second copy of it.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,16 +46,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from serving.engines import as_arrow
-from serving.errors import DatasetError, InputError, MissingRelationError, UnknownFeatureError
-from serving.offline import _NULLABLE_DTYPES, OfflineStore
-from serving.registry import FeatureView, Registry
+from serving.errors import DatasetError, InputError, MissingRelationError, MissingRequestFieldError, UnknownFeatureError
+from serving.offline import _NULLABLE_DTYPES, OfflineStore, Retrieval
+from serving.registry import FeatureView, OnDemandView, Registry
 from serving.rendering import Renderer
 
 SCHEMA_ENV = "FEATURE_STORE_DATASETS_SCHEMA"
 DEFAULT_SCHEMA = "feature_store_datasets"
 CATALOG_TABLE = "saved_datasets"
 ROW_COLUMN = "__fs_row"
-LINEAGE_FORMAT = 1
+LINEAGE_FORMAT = 2
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 # `featurestore dataset verify` exit codes (0: equal; 1-3 as for every command).
@@ -116,6 +124,15 @@ class ViewChange:
         return (self.saved_rows, self.saved_latest_event_time) != (self.rows_now, self.latest_event_time_now)
 
 
+@dataclass(frozen=True)
+class OnDemandChange:
+    """An on-demand view's definition, when the set was saved and now. It has no data of
+    its own: its source feature views' data is in Verification.views."""
+
+    name: str
+    definition_changed: bool
+
+
 @dataclass
 class Verification:
     """The result of computing a saved set again: `status` is `equal`, `data_changed` or
@@ -127,6 +144,7 @@ class Verification:
     reasons: list[str]
     differences: list[FeatureDifference]
     views: list[ViewChange]
+    on_demand_views: list[OnDemandChange] = field(default_factory=list)
 
     @property
     def equal(self) -> bool:
@@ -144,6 +162,7 @@ class Verification:
             "reasons": self.reasons,
             "differences": [vars(d) for d in self.differences],
             "views": [{**vars(v), "data_changed": v.data_changed} for v in self.views],
+            "on_demand_views": [vars(v) for v in self.on_demand_views],
         }
 
     def __str__(self) -> str:
@@ -175,16 +194,10 @@ class SavedDatasets:
     # -- saving -------------------------------------------------------------------------
 
     def save(
-        self,
-        name: str,
-        entity_df: pd.DataFrame,
-        references: Sequence[str],
-        views: Sequence[tuple[FeatureView, list[str]]],
-        timestamp_column: str,
-        full_feature_names: bool,
-        result: pd.DataFrame,
+        self, name: str, entity_df: pd.DataFrame, references: Sequence[str], full_feature_names: bool, retrieval: Retrieval
     ) -> SavedDataset:
         check_name(name)
+        result = retrieval.result
         if ROW_COLUMN in result.columns:
             raise InputError(f"entity_df has a column named {ROW_COLUMN}, which a saved dataset keeps its row order in; rename it")
         created = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -198,13 +211,14 @@ class SavedDatasets:
             "manifest_hash": self.manifest_hash,
             "engine": self.offline.engine.name,
             "feature_references": list(references),
-            "features": [f"{view.name}:{feature}" for view, features in views for feature in features],
+            "features": [f"{view.name}:{feature}" for view, features in retrieval.requested for feature in features],
             "full_feature_names": bool(full_feature_names),
-            "timestamp_column": timestamp_column,
+            "timestamp_column": retrieval.timestamp_column,
             "entity": {"columns": list(map(str, entity_df.columns)), "rows": len(entity_df), "hash": table_hash(entity)},
             "result": {"columns": list(map(str, result.columns)), "rows": len(result), "hash": table_hash(rows)},
-            "retrieval_sql_checksum": self._retrieval_checksum(views, timestamp_column, full_feature_names),
-            "feature_views": [self._view_lineage(view) for view, _ in views],
+            "retrieval_sql_checksum": _sha256(retrieval.sql),
+            "feature_views": [self._view_lineage(view) for view, _ in retrieval.sources],
+            "on_demand_feature_views": [self._on_demand_lineage(view) for view in retrieval.on_demand_views],
             "table": table_name,
         }
         stored = rows.append_column(ROW_COLUMN, pa.array(np.arange(len(result), dtype=np.int64)))
@@ -230,11 +244,6 @@ class SavedDatasets:
                 session.execute(f"drop table if exists {self.renderer.relation(None, self.schema, table)}")
         return SavedDataset(name, created, table_name, lineage, self)
 
-    def _retrieval_checksum(
-        self, views: Sequence[tuple[FeatureView, list[str]]], timestamp_column: str, full_feature_names: bool
-    ) -> str:
-        return _sha256(self.offline.historical_sql(views, timestamp_column, full_feature_names))
-
     def _view_lineage(self, view: FeatureView) -> dict[str, Any]:
         node = self._node(view)
         compiled = (node or {}).get("compiled_code")
@@ -246,6 +255,19 @@ class SavedDatasets:
             "compiled_sql_checksum": _sha256(compiled) if compiled else None,
             "definition_checksum": definition_checksum(self.manifest, node["unique_id"]) if node else None,
             **summary,
+        }
+
+    def _on_demand_lineage(self, view: OnDemandView) -> dict[str, Any]:
+        """No rows of its own: its definition and what it reads. definition_checksum covers
+        the model's config (sources, request fields) and upstream but leaves column meta,
+        where the expressions are, out; the rendered SQL's checksum covers those."""
+        node = self.manifest.get("nodes", {}).get(view.unique_id or "")
+        return {
+            "name": view.name,
+            "definition_checksum": definition_checksum(self.manifest, node["unique_id"]) if node else None,
+            "sql_checksum": _sha256(view.sql),
+            "sources": view.source_references,
+            "request_fields": {request_field.name: request_field.data_type for request_field in view.request_fields},
         }
 
     def _node(self, view: FeatureView) -> dict[str, Any] | None:
@@ -317,24 +339,25 @@ class SavedDatasets:
         entity_df = stored.select(entity_columns).to_pandas(types_mapper=_NULLABLE_DTYPES.get)
         reasons: list[str] = []
         try:
-            views = self.registry.resolve(lineage["features"])
-        except UnknownFeatureError as error:
-            reasons.append(f"a feature is gone: {error}")
+            retrieval = self.offline.retrieve(
+                self.registry, entity_df, lineage["features"], lineage["timestamp_column"], lineage["full_feature_names"]
+            )
+        except (UnknownFeatureError, MissingRequestFieldError) as error:
+            what = "a feature is gone" if isinstance(error, UnknownFeatureError) else "an on-demand view needs a new request field"
+            reasons.append(f"{what}: {error}")
             return Verification(name, "definitions_changed", len(stored), reasons, [], [])
-        changes = [self._view_change(view, saved_view) for view, saved_view in _pair_views(views, lineage)]
-        retrieval_changed = (
-            self._retrieval_checksum(views, lineage["timestamp_column"], lineage["full_feature_names"])
-            != lineage["retrieval_sql_checksum"]
-        )
-        recomputed = self.offline.historical(entity_df, views, lineage["timestamp_column"], lineage["full_feature_names"])
-        differences = compare_columns(stored, _arrow(recomputed, "the recomputed set"), entity_columns)
-        definitions_changed = [change.name for change in changes if change.definition_changed]
+        changes, on_demand_changes = self._changes(retrieval, lineage)
+        retrieval_changed = _sha256(retrieval.sql) != lineage["retrieval_sql_checksum"]
+        differences = compare_columns(stored, _arrow(retrieval.result, "the recomputed set"), entity_columns)
+        definitions_changed = [change.name for change in [*changes, *on_demand_changes] if change.definition_changed]
         if definitions_changed:
-            reasons.append(f"definition changed since the save: {', '.join(definitions_changed)} (its SQL, config, columns or upstream)")
+            reasons.append(
+                f"definition changed since the save: {', '.join(definitions_changed)} (its SQL, config, columns, expressions or upstream)"
+            )
         if retrieval_changed:
             reasons.append(
                 "the point-in-time join SQL rendered for this set changed (a view's TTL, keys or timestamp columns, "
-                "or the feature_store macros)"
+                "an on-demand expression, or the feature_store macros)"
             )
         for change in changes:
             if change.data_changed:
@@ -352,7 +375,23 @@ class SavedDatasets:
             status = "data_changed"
             if not any(change.data_changed for change in changes):
                 reasons.append("row counts and latest event times are as saved: rows were corrected in place")
-        return Verification(name, status, len(stored), reasons, differences, changes)
+        return Verification(name, status, len(stored), reasons, differences, changes, on_demand_changes)
+
+    def _changes(self, retrieval: Retrieval, lineage: dict[str, Any]) -> tuple[list[ViewChange], list[OnDemandChange]]:
+        """Each view the set reads now against its lineage entry: feature views (those
+        requested and the on-demand views' sources), then the on-demand views requested."""
+        sources = _paired([view for view, _ in retrieval.sources], lineage["feature_views"])
+        # A format 1 lineage has no on_demand_feature_views; its features name none either.
+        on_demand = _paired(retrieval.on_demand_views, lineage.get("on_demand_feature_views", []))
+        return (
+            [self._view_change(view, saved) for view, saved in sources],
+            [self._on_demand_change(view, saved) for view, saved in on_demand],
+        )
+
+    def _on_demand_change(self, view: OnDemandView, saved: dict[str, Any] | None) -> OnDemandChange:
+        now = self._on_demand_lineage(view)
+        saved = saved or {}
+        return OnDemandChange(view.name, any(now[key] != saved.get(key) for key in ("definition_checksum", "sql_checksum")))
 
     def _view_change(self, view: FeatureView, saved: dict[str, Any] | None) -> ViewChange:
         now = self._view_lineage(view)
@@ -377,9 +416,13 @@ def _naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _pair_views(views: Sequence[tuple[FeatureView, list[str]]], lineage: dict[str, Any]) -> list[tuple[FeatureView, Any]]:
-    saved = {entry["name"]: entry for entry in lineage["feature_views"]}
-    return [(view, saved.get(view.name)) for view, _ in views]
+_View = TypeVar("_View", FeatureView, OnDemandView)
+
+
+def _paired(views: Sequence[_View], saved_entries: Sequence[dict[str, Any]]) -> list[tuple[_View, dict[str, Any] | None]]:
+    """Each view with its lineage entry of the same name (None: it was not read then)."""
+    saved = {entry["name"]: entry for entry in saved_entries}
+    return [(view, saved.get(view.name)) for view in views]
 
 
 def _arrow(frame: pd.DataFrame, what: str) -> pa.Table:

@@ -72,6 +72,19 @@ def entity_frame(entity_df: Any) -> pd.DataFrame:
     )
 
 
+def timestamp_column_of(entity_df: pd.DataFrame) -> str:
+    """The entity frame's timestamp column: `event_timestamp`, else its only datetime column."""
+    if "event_timestamp" in entity_df.columns:
+        return "event_timestamp"
+    candidates = [c for c in entity_df.columns if pd.api.types.is_datetime64_any_dtype(entity_df[c])]
+    if len(candidates) == 1:
+        return str(candidates[0])
+    raise EntityKeyError(
+        "entity_df needs an event_timestamp column (or exactly one datetime column, or timestamp_column=...); "
+        f"its columns: {', '.join(map(str, entity_df.columns))}"
+    )
+
+
 def check_entity_frame(
     frame: pd.DataFrame,
     key_types: Mapping[str, type | None],

@@ -27,6 +27,11 @@ class InputError(FeatureStoreError):
     that cannot be written."""
 
 
+class MissingRequestFieldError(InputError):
+    """The entity rows or entity_df lack a request field a requested on-demand view needs
+    (a saved dataset's verify reads this as its definition having changed)."""
+
+
 class ColumnClashError(FeatureStoreError):
     """Two outputs would share a column name (a feature and an entity_df column, or
     features of two views), so one would silently replace the other."""

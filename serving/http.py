@@ -1,5 +1,5 @@
 """The HTTP feature server: Feast's `/get-online-features` over FeatureStore, plus health,
-the feature views and Prometheus metrics.
+the feature views (and on-demand views) and Prometheus metrics.
 
 Handlers parse the request, call FeatureStore and serialize its answer; every rule about
 features, keys and statuses stays in the library. Errors become JSON `{"error": "..."}`
@@ -50,7 +50,7 @@ from serving.errors import (
     UnknownFeatureError,
 )
 from serving.online.connection import mask_password
-from serving.registry import FeatureView
+from serving.registry import Feature, FeatureView, OnDemandView
 from serving.store import FeatureStore
 
 PROJECT_DIR_ENV = "FEATURE_STORE_PROJECT_DIR"
@@ -278,8 +278,24 @@ def describe_view(view: FeatureView) -> dict[str, Any]:
         "owner": view.owner,
         "tags": list(view.tags),
         "description": view.description,
-        "features": [{"name": f.name, "type": f.data_type, "description": f.description} for f in view.features],
+        "features": _describe_features(view.features),
     }
+
+
+def describe_on_demand_view(view: OnDemandView) -> dict[str, Any]:
+    """What a client sends for an on-demand view (its request fields, beside the entity keys
+    of its sources) and what it gets back."""
+    return {
+        "name": view.name,
+        "description": view.description,
+        "sources": view.source_references,
+        "request_fields": [{"name": f.name, "type": f.data_type} for f in view.request_fields],
+        "features": _describe_features(view.features),
+    }
+
+
+def _describe_features(features: Iterable[Feature]) -> list[dict[str, Any]]:
+    return [{"name": f.name, "type": f.data_type, "description": f.description} for f in features]
 
 
 # ---------------------------------------------------------------- metrics
@@ -425,7 +441,10 @@ def create_app(store: FeatureStore) -> Starlette:
         return json_response(body, 200 if ok else 503)
 
     async def feature_views(request: Request) -> Response:
-        return json_response({"feature_views": [describe_view(view) for view in store.list_feature_views()]})
+        return json_response({
+            "feature_views": [describe_view(view) for view in store.list_feature_views()],
+            "on_demand_feature_views": [describe_on_demand_view(view) for view in store.list_on_demand_feature_views()],
+        })
 
     async def metrics_text(request: Request) -> Response:
         return Response(_exposition(metrics, freshness), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -16,10 +17,11 @@ import pandas as pd
 import pyarrow as pa
 
 from serving.engines import DEFAULT_BATCH_ROWS, Engine
-from serving.entities import check_entity_frame, check_outputs
+from serving.entities import check_entity_frame, check_outputs, timestamp_column_of
 from serving.errors import InputError, OfflineStoreError
 from serving.on_demand import OnDemandPlan, historical_arguments, missing_request_fields
-from serving.registry import FeatureView, Registry
+from serving.on_demand import plan as on_demand_plan
+from serving.registry import FeatureView, OnDemandView, Registry
 from serving.rendering import Renderer
 
 ENTITY_TABLE = "__fs_entity_df"
@@ -56,6 +58,24 @@ def to_utc_naive(moment: dt.datetime | str | pd.Timestamp | np.datetime64) -> dt
     return stamp.to_pydatetime()
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    """One get_historical_features computed, with what a saved set's lineage needs of it:
+    `sql`, the retrieval SQL (ENTITY_PLACEHOLDER for the entity relation; with on-demand
+    views, their expressions inside); `requested`, the views asked for with their features,
+    in request order (on-demand ones included); `sources`, the feature views read."""
+
+    result: pd.DataFrame
+    sql: str
+    timestamp_column: str
+    requested: list[tuple[FeatureView | OnDemandView, list[str]]]
+    sources: list[tuple[FeatureView, list[str]]]
+
+    @property
+    def on_demand_views(self) -> list[OnDemandView]:
+        return [view for view, _ in self.requested if isinstance(view, OnDemandView)]
+
+
 class OfflineStore:
     def __init__(self, renderer: Renderer, engine: Callable[[], Engine]) -> None:
         self.renderer = renderer
@@ -68,6 +88,28 @@ class OfflineStore:
         if self._engine is None:
             self._engine = self._engine_factory()
         return self._engine
+
+    def retrieve(
+        self,
+        registry: Registry,
+        entity_df: pd.DataFrame,
+        references: Sequence[str],
+        timestamp_column: str | None,
+        full_feature_names: bool,
+    ) -> Retrieval:
+        """get_historical_features' one path, whichever views the references name; a saved
+        set is verified by calling it again, so its SQL and rows are compared like for like.
+        `timestamp_column` None: entity_df's own (timestamp_column_of), found after the
+        references are checked."""
+        plan = on_demand_plan(registry, references, full_feature_names)
+        column = timestamp_column or timestamp_column_of(entity_df)
+        if plan is None:
+            views = registry.resolve(references)
+            result = self.historical(entity_df, views, column, full_feature_names)
+            return Retrieval(result, self.historical_sql(views, column, full_feature_names), column, list(views), views)
+        result = self.historical_on_demand(entity_df, plan, registry, column)
+        requested = [(view, names) for view, names, _ in plan.outputs]
+        return Retrieval(result, self.historical_on_demand_sql(plan, registry, column), column, requested, registry.resolve(plan.reads))
 
     def historical(
         self,
@@ -127,8 +169,12 @@ class OfflineStore:
         check_outputs([name for _, _, names in plan.outputs for name in names], list(entity_df.columns))
         needed = list(dict.fromkeys([*key_types, timestamp_column, *plan.request_fields]))
         spine = pa.Table.from_pandas(entity_df[needed], preserve_index=False)
+        return self._join(entity_df, spine, self.historical_on_demand_sql(plan, registry, timestamp_column), timestamp_column)
+
+    def historical_on_demand_sql(self, plan: OnDemandPlan, registry: Registry, timestamp_column: str) -> str:
+        """As historical_sql, with the on-demand views' expressions computed inside."""
         views, on_demand, outputs = historical_arguments(plan, registry)
-        sql = self.renderer.call(
+        return self.renderer.call(
             "point_in_time_on_demand_sql",
             ENTITY_PLACEHOLDER,
             timestamp_column,
@@ -138,7 +184,6 @@ class OfflineStore:
             [timestamp_column],
             list(plan.request_fields),
         )
-        return self._join(entity_df, spine, sql, timestamp_column)
 
     def snapshot_sql(self, view: FeatureView, as_of: dt.datetime, feature_names: list[str] | None = None) -> str:
         """The SQL of `view`'s snapshot at `as_of`: what Redis should hold (see snapshot_sql)."""

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from serving.entities import check_outputs
-from serving.errors import EntityKeyError, InputError
+from serving.errors import EntityKeyError, InputError, MissingRequestFieldError
 from serving.registry import FeatureView, OnDemandView, Registry, RequestField
 
 _NEEDS = {
@@ -172,7 +172,7 @@ def plan(registry: Registry, features: Sequence[str] | str, full_feature_names: 
     request_fields: dict[str, RequestField] = {}
     for view, names in resolved:
         if isinstance(view, OnDemandView):
-            reads += [f"{source}:{feature}" for source, features in view.sources for feature in features]
+            reads += view.source_references
             for request_field in view.request_fields:
                 other = request_fields.setdefault(request_field.name, request_field)
                 if other.data_type != request_field.data_type:
@@ -193,7 +193,7 @@ def plan(registry: Registry, features: Sequence[str] | str, full_feature_names: 
     return OnDemandPlan(outputs, reads, {name: f.data_type for name, f in request_fields.items()}, entity_keys)
 
 
-def missing_request_fields(plan: OnDemandPlan, given: Sequence[str], where: str) -> InputError | None:
+def missing_request_fields(plan: OnDemandPlan, given: Sequence[str], where: str) -> MissingRequestFieldError | None:
     """The error for request fields absent from `given` (entity_df columns or entity row keys)."""
     missing = [name for name in plan.request_fields if name not in set(map(str, given))]
     if not missing:
@@ -203,7 +203,7 @@ def missing_request_fields(plan: OnDemandPlan, given: Sequence[str], where: str)
         for view, _, _ in plan.on_demand
         if view.request_fields
     )
-    return InputError(f"{where} request field(s) {', '.join(missing)}; {needs}")
+    return MissingRequestFieldError(f"{where} request field(s) {', '.join(missing)}; {needs}")
 
 
 # ---------------------------------------------------------------- offline

@@ -208,10 +208,17 @@ class OnDemandView:
     json_sql: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The model's manifest node, whose definition a saved dataset's lineage records.
+    unique_id: str | None = None
 
     @property
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.features]
+
+    @property
+    def source_references(self) -> list[str]:
+        """The source features it reads, as view:feature references."""
+        return [f"{source}:{feature}" for source, features in self.sources for feature in features]
 
     @property
     def output_prefix(self) -> str:
@@ -317,7 +324,7 @@ class Registry:
         reads: list[str] = []
         for view, names in self.resolve_any(references):
             if isinstance(view, OnDemandView):
-                reads += [f"{source}:{feature}" for source, features in view.sources for feature in features]
+                reads += view.source_references
             else:
                 reads += [f"{view.name}:{feature}" for feature in names]
         return self.resolve(reads)
@@ -527,5 +534,6 @@ def _on_demand_views(manifest: dict[str, Any], renderer: Renderer, views: dict[s
             ),
             settings=dict(settings or {}),
             spec=spec,
+            unique_id=node.get("unique_id"),
         )
     return result

@@ -15,14 +15,13 @@ from serving.catalog import describe_views
 from serving.datasets import SavedDataset, SavedDatasets, Verification, check_name
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
-from serving.errors import EntityKeyError, InputError, OnlineStoreError, UnknownFeatureError
+from serving.errors import InputError, OnlineStoreError, UnknownFeatureError
 from serving.monitoring.drift import DriftReport
 from serving.monitoring.drift_sources import DriftSources, compare
 from serving.monitoring.freshness import SourceFreshness, source_freshness
 from serving.monitoring.serving_log import FlushSummary, ServingLogFlusher, ServingLogWriter, fraction, maxlen_from_env, rate_from
 from serving.monitoring.skew import SkewChecker, SkewReport, Thresholds
 from serving.offline import OfflineStore, to_utc_naive
-from serving.on_demand import plan as on_demand_plan
 from serving.online.connection import Nodes, connect, redis_call, resolve_prefix, resolve_url
 from serving.online.export import Exporter, MaterializeSummary
 from serving.online.keys import KeySpace
@@ -107,17 +106,11 @@ class FeatureStore:
             check_name(save_as)
         references = self.registry.references(features, feature_service)
         entity_df = entity_frame(entity_df)
-        on_demand = on_demand_plan(self.registry, references, full_feature_names)
-        column = timestamp_column or _timestamp_column(entity_df)
-        if on_demand is not None:  # request fields are entity_df columns (serving.on_demand)
-            if save_as is not None:
-                raise InputError("save_as does not take on-demand features yet; save the training set without them")
-            return self.offline.historical_on_demand(entity_df, on_demand, self.registry, column)
-        views = self.registry.resolve(references)
-        result = self.offline.historical(entity_df, views, column, full_feature_names)
+        # On-demand views' request fields are entity_df columns (serving.on_demand).
+        retrieval = self.offline.retrieve(self.registry, entity_df, references, timestamp_column, full_feature_names)
         if save_as is not None:
-            self.datasets.save(save_as, entity_df, references, views, column, full_feature_names, result)
-        return result
+            self.datasets.save(save_as, entity_df, references, full_feature_names, retrieval)
+        return retrieval.result
 
     def list_saved_datasets(self) -> list[SavedDataset]:
         """Every saved training set (the latest save of each name), by name."""
@@ -276,15 +269,3 @@ class FeatureStore:
         if threshold is not None:
             thresholds = Thresholds(fraction(threshold, "threshold", "a mismatch rate"), thresholds.per_feature)
         return SkewChecker(self.offline, self.renderer).report(online, thresholds, since)
-
-
-def _timestamp_column(entity_df: pd.DataFrame) -> str:
-    if "event_timestamp" in entity_df.columns:
-        return "event_timestamp"
-    candidates = [c for c in entity_df.columns if pd.api.types.is_datetime64_any_dtype(entity_df[c])]
-    if len(candidates) == 1:
-        return str(candidates[0])
-    raise EntityKeyError(
-        "entity_df needs an event_timestamp column (or exactly one datetime column, or timestamp_column=...); "
-        f"its columns: {', '.join(map(str, entity_df.columns))}"
-    )

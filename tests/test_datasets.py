@@ -5,11 +5,13 @@ equal, changed data and changed definitions apart (Python and the command line).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import pandas as pd
@@ -32,12 +34,17 @@ def spine(project: Path) -> pd.DataFrame:
     return frame.rename(columns={"prediction_time": "event_timestamp"})
 
 
+def with_saved_set(source: Path, destination: Path, name: str, entities: Callable[[Path], pd.DataFrame], features: list[str]) -> Path:
+    """A copy of the built project `source` holding one more saved set, `name`."""
+    project = copy_built(source, destination)
+    FeatureStore(project).get_historical_features(entities(project), features, save_as=name)
+    return project
+
+
 @pytest.fixture(scope="module")
 def saved_project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the built project holding one saved set, `churn` (read-only for tests: copy it to change it)."""
-    project = copy_built(built_project, tmp_path_factory.mktemp("datasets") / "project")
-    FeatureStore(project).get_historical_features(spine(project), FEATURES, save_as="churn")
-    return project
+    return with_saved_set(built_project, tmp_path_factory.mktemp("datasets") / "project", "churn", spine, FEATURES)
 
 
 @pytest.fixture
@@ -242,3 +249,177 @@ def test_the_command_line_refuses_an_unknown_dataset_in_one_line(saved_project):
     assert result.stdout == ""
     assert result.stderr.startswith("error: no saved dataset named 'nope'")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- on-demand features -------------------------------------------------------------------
+
+ON_DEMAND = "purchase_request_features"
+ON_DEMAND_FEATURES = [f"{ON_DEMAND}:*", "user_features:total_purchases"]
+EXPRESSION = "expression: amount / nullif(avg_amount_30d, 0)"
+
+
+def scored_spine(project: Path) -> pd.DataFrame:
+    """The spine plus the request field `amount`: zeros, NULLs and ordinary amounts."""
+    frame = spine(project)
+    frame["amount"] = [None if i % 10 == 3 else float((i * 37) % 250) for i in range(len(frame))]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def scored_project(saved_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The saved project plus `scoring`, a set with on-demand features (read-only for tests)."""
+    return with_saved_set(saved_project, tmp_path_factory.mktemp("scored") / "project", "scoring", scored_spine, ON_DEMAND_FEATURES)
+
+
+def test_a_set_with_on_demand_features_reads_back_with_the_computed_values(scored_project):
+    store = FeatureStore(scored_project)
+    entities = scored_spine(scored_project)
+    saved = store.get_saved_dataset("scoring").to_df()
+    averages = store.get_historical_features(entities, ["user_purchase_windows:avg_amount_30d", "user_purchase_windows:max_amount_30d"])
+
+    assert list(saved.columns) == ["user_id", "event_timestamp", "label", "amount", "amount_vs_avg_30d", "exceeds_max_30d", "total_purchases"]
+    pd.testing.assert_frame_equal(saved, store.get_historical_features(entities, ON_DEMAND_FEATURES), check_dtype=False)
+    # The expressions of on_demand.yml, computed here from the source features.
+    expected_ratio = [
+        None if pd.isna(amount) or pd.isna(average) or average == 0 else amount / average
+        for amount, average in zip(entities["amount"], averages["avg_amount_30d"])
+    ]
+    expected_exceeds = [
+        None if pd.isna(amount) else bool(amount > (0 if pd.isna(largest) else largest))
+        for amount, largest in zip(entities["amount"], averages["max_amount_30d"])
+    ]
+    assert [None if pd.isna(value) else pytest.approx(value) for value in saved["amount_vs_avg_30d"]] == expected_ratio
+    assert [None if pd.isna(value) else bool(value) for value in saved["exceeds_max_30d"]] == expected_exceeds
+    assert sum(value is not None for value in expected_ratio) > 10 and None in expected_ratio
+
+
+def test_the_lineage_records_the_on_demand_view_and_the_views_it_reads(scored_project):
+    store = FeatureStore(scored_project)
+    lineage = store.get_saved_dataset("scoring").lineage
+    relation = store.get_feature_view("user_purchase_windows").relation
+    with warehouse(scored_project) as connection:
+        windows_rows = connection.execute(f"select count(*) from {relation}").fetchone()[0]
+
+    assert lineage["format"] == 2
+    assert lineage["features"] == [f"{ON_DEMAND}:amount_vs_avg_30d", f"{ON_DEMAND}:exceeds_max_30d", "user_features:total_purchases"]
+    assert lineage["entity"]["columns"] == ["user_id", "event_timestamp", "label", "amount"]
+    assert lineage["entity"]["hash"] == table_hash(scored_spine(scored_project))
+    [on_demand] = lineage["on_demand_feature_views"]
+    assert on_demand["name"] == ON_DEMAND
+    assert on_demand["sources"] == ["user_purchase_windows:avg_amount_30d", "user_purchase_windows:max_amount_30d"]
+    assert on_demand["request_fields"] == {"amount": "double"}
+    assert re.fullmatch(r"[0-9a-f]{64}", on_demand["definition_checksum"])
+    assert on_demand["sql_checksum"] == hashlib.sha256(store.registry.on_demand_views[ON_DEMAND].sql.encode()).hexdigest()
+    views = {view["name"]: view for view in lineage["feature_views"]}
+    assert list(views) == ["user_purchase_windows", "user_features"]
+    assert views["user_purchase_windows"]["row_count"] == windows_rows
+    assert re.fullmatch(r"[0-9a-f]{64}", views["user_purchase_windows"]["compiled_sql_checksum"])
+    # The retrieval SQL is the on-demand query, not the plain join of the same sources.
+    plain = store.get_saved_dataset("churn").lineage["retrieval_sql_checksum"]
+    assert re.fullmatch(r"[0-9a-f]{64}", lineage["retrieval_sql_checksum"]) and lineage["retrieval_sql_checksum"] != plain
+
+
+def test_an_unchanged_set_with_on_demand_features_verifies_equal(scored_project):
+    verification = FeatureStore(scored_project).verify_saved_dataset("scoring")
+
+    assert verification.status == "equal", str(verification)
+    assert verification.differences == [] and verification.reasons == []
+    assert [(v.name, v.definition_changed) for v in verification.on_demand_views] == [(ON_DEMAND, False)]
+    assert [(v.name, v.definition_changed, v.data_changed) for v in verification.views] == [
+        ("user_purchase_windows", False, False),
+        ("user_features", False, False),
+    ]
+
+
+def test_an_edited_on_demand_expression_is_definitions_changed(scored_project, tmp_path):
+    scored = copy_built(scored_project, tmp_path / "project")
+    doubled = FeatureStore(scored).get_saved_dataset("scoring").to_df()["amount_vs_avg_30d"].dropna()
+    on_demand_yml = scored / "models" / "features" / "on_demand.yml"
+    text = on_demand_yml.read_text()
+    assert EXPRESSION in text
+    on_demand_yml.write_text(text.replace(EXPRESSION, "expression: 2 * amount / nullif(avg_amount_30d, 0)"))
+
+    verification = FeatureStore(scored).verify_saved_dataset("scoring")  # a new store parses the project again
+
+    assert verification.status == "definitions_changed"
+    assert verification.exit_code == DEFINITIONS_CHANGED_EXIT
+    assert [(v.name, v.definition_changed) for v in verification.on_demand_views] == [(ON_DEMAND, True)]
+    assert not any(v.definition_changed or v.data_changed for v in verification.views)
+    [difference] = verification.differences
+    assert (difference.column, difference.rows) == ("amount_vs_avg_30d", int((doubled != 0).sum()))
+    assert difference.max_abs_difference == pytest.approx(doubled.abs().max())
+    assert f"definition changed since the save: {ON_DEMAND}" in str(verification)
+    assert "point-in-time join SQL rendered for this set changed" in str(verification)
+
+
+def test_a_source_value_changed_under_an_on_demand_feature_is_data_changed(scored_project, tmp_path):
+    scored = copy_built(scored_project, tmp_path / "project")
+    store = FeatureStore(scored)
+    saved = store.get_saved_dataset("scoring").to_df()
+    user = int(saved.loc[saved["amount_vs_avg_30d"].fillna(0) != 0, "user_id"].iloc[0])
+    with warehouse(scored) as connection:
+        connection.execute(
+            f"update {store.get_feature_view('user_purchase_windows').relation} set avg_amount_30d = avg_amount_30d * 4 where user_id = {user}"
+        )
+    affected = saved.loc[(saved["user_id"] == user) & (saved["amount_vs_avg_30d"].fillna(0) != 0), "amount_vs_avg_30d"]
+
+    verification = store.verify_saved_dataset("scoring")
+
+    assert verification.status == "data_changed"
+    assert verification.exit_code == DATA_CHANGED_EXIT
+    [difference] = verification.differences
+    assert (difference.column, difference.rows) == ("amount_vs_avg_30d", len(affected))
+    assert difference.max_abs_difference == pytest.approx((affected * 0.75).abs().max())
+    assert not any(v.definition_changed for v in [*verification.views, *verification.on_demand_views])
+    assert "rows were corrected in place" in str(verification)
+
+
+def test_a_request_field_added_to_the_on_demand_view_is_definitions_changed(scored_project, tmp_path):
+    scored = copy_built(scored_project, tmp_path / "project")
+    on_demand_yml = scored / "models" / "features" / "on_demand.yml"
+    text = on_demand_yml.read_text()
+    on_demand_yml.write_text(text.replace("- {name: amount, data_type: double}", "- {name: amount, data_type: double}\n        - {name: currency, data_type: varchar}"))
+
+    verification = FeatureStore(scored).verify_saved_dataset("scoring")
+
+    assert verification.status == "definitions_changed"
+    assert verification.reasons == [
+        "an on-demand view needs a new request field: entity_df lacks request field(s) currency; "
+        f"on-demand view '{ON_DEMAND}' needs amount (double), currency (varchar)"
+    ]
+
+
+def test_a_set_saved_before_on_demand_lineage_still_verifies(project):
+    """Format 1 lineages (no on_demand_feature_views) read and verify as before."""
+    store = FeatureStore(project)
+    lineage = dict(store.get_saved_dataset("churn").lineage)
+    del lineage["on_demand_feature_views"]
+    lineage["format"] = 1
+    with warehouse(project) as connection:
+        connection.execute(
+            "update feature_store_datasets.saved_datasets set lineage = ? where name = 'churn'", [json.dumps(lineage, sort_keys=True)]
+        )
+
+    verification = FeatureStore(project).verify_saved_dataset("churn")
+
+    assert FeatureStore(project).get_saved_dataset("churn").lineage["format"] == 1
+    assert verification.status == "equal" and verification.reasons == [] and verification.on_demand_views == []
+
+
+def test_the_command_line_saves_and_verifies_on_demand_features(scored_project, tmp_path):
+    scored = copy_built(scored_project, tmp_path / "project")
+    entities = tmp_path / "entities.parquet"
+    scored_spine(scored).head(12).to_parquet(entities)
+
+    saved = featurestore(scored, "historical", "--entities", str(entities), "--features", ",".join(ON_DEMAND_FEATURES), "--save-as", "cli_scoring")
+    verified = featurestore(scored, "dataset", "verify", "cli_scoring", "--json")
+
+    assert saved.returncode == 0, saved.stderr
+    assert saved.stdout == "saved 12 rows x 7 columns as dataset cli_scoring\n"
+    assert verified.returncode == 0, verified.stderr
+    answer = json.loads(verified.stdout)
+    assert answer["status"] == "equal"
+    assert answer["on_demand_views"] == [{"name": ON_DEMAND, "definition_changed": False}]
+    rows = FeatureStore(scored).get_saved_dataset("cli_scoring").to_df()
+    expected = FeatureStore(scored).get_historical_features(scored_spine(scored).head(12), ON_DEMAND_FEATURES)
+    pd.testing.assert_frame_equal(rows, expected, check_dtype=False)

@@ -246,6 +246,33 @@ def test_feature_views_lists_every_view_with_its_features(server: str, exported:
     assert listed["user_category_windows"]["entity"] == ["user_id", "category"]
 
 
+def test_feature_views_lists_on_demand_views_apart_with_their_request_fields(server: str) -> None:
+    status, _, answer = request(server, "GET", "/feature-views")
+
+    assert status == 200
+    assert "purchase_request_features" not in {view["name"] for view in answer["feature_views"]}
+    assert answer["on_demand_feature_views"] == [
+        {
+            "name": "purchase_request_features",
+            "description": "The purchase being scored, compared with the user's last 30 days.",
+            "sources": ["user_purchase_windows:avg_amount_30d", "user_purchase_windows:max_amount_30d"],
+            "request_fields": [{"name": "amount", "type": "double"}],
+            "features": [
+                {
+                    "name": "amount_vs_avg_30d",
+                    "type": "double",
+                    "description": "The purchase's amount over the user's 30-day average amount; NULL without purchases in 30 days.",
+                },
+                {
+                    "name": "exceeds_max_30d",
+                    "type": "boolean",
+                    "description": "Whether the purchase is larger than any of the user's last 30 days (true without purchases in 30 days).",
+                },
+            ],
+        }
+    ]
+
+
 def metric_samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     status, headers, text = request(base, "GET", "/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain")
