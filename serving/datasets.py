@@ -348,7 +348,7 @@ class SavedDatasets:
             return Verification(name, "definitions_changed", len(stored), reasons, [], [])
         changes, on_demand_changes = self._changes(retrieval, lineage)
         retrieval_changed = _sha256(retrieval.sql) != lineage["retrieval_sql_checksum"]
-        differences = compare_columns(stored, _arrow(retrieval.result, "the recomputed set"), entity_columns)
+        differences = compare_columns(stored, _arrow(_as_saved(retrieval.result, lineage), "the recomputed set"), entity_columns)
         definitions_changed = [change.name for change in [*changes, *on_demand_changes] if change.definition_changed]
         if definitions_changed:
             reasons.append(
@@ -409,6 +409,17 @@ class SavedDatasets:
             saved.get("latest_event_time"),
             now["latest_event_time"],
         )
+
+
+def _as_saved(recomputed: pd.DataFrame, lineage: dict[str, Any]) -> pd.DataFrame:
+    """The recomputed set under the saved set's column names. verify asks for the resolved
+    references, which pin versions (product_popularity.v2:x); with full_feature_names those
+    name their columns after the version (product_popularity_v2__x) where the saved set,
+    asked as product_popularity:x, has product_popularity__x. Same features, same order."""
+    saved = lineage["result"]["columns"]
+    if list(recomputed.columns) == saved or len(recomputed.columns) != len(saved):
+        return recomputed
+    return recomputed.set_axis(saved, axis=1)
 
 
 def _naive_utc(moment: dt.datetime) -> dt.datetime:

@@ -423,3 +423,21 @@ def test_the_command_line_saves_and_verifies_on_demand_features(scored_project, 
     rows = FeatureStore(scored).get_saved_dataset("cli_scoring").to_df()
     expected = FeatureStore(scored).get_historical_features(scored_spine(scored).head(12), ON_DEMAND_FEATURES)
     pd.testing.assert_frame_equal(rows, expected, check_dtype=False)
+
+
+def test_a_set_with_full_names_of_an_unversioned_reference_to_a_versioned_view_verifies_equal(saved_project, tmp_path):
+    """verify pins the version saved (product_popularity.v2); the columns keep the names the
+    set was saved with (product_popularity__..., not product_popularity_v2__...)."""
+    project = copy_built(saved_project, tmp_path / "project")
+    store = FeatureStore(project)
+    entities = pd.DataFrame({"product_id": list(range(1, 21)), "event_timestamp": pd.Timestamp("2026-02-15", tz="UTC")})
+    returned = store.get_historical_features(
+        entities, ["product_popularity:product_purchases_30d"], full_feature_names=True, save_as="products"
+    )
+    assert list(returned.columns) == ["product_id", "event_timestamp", "product_popularity__product_purchases_30d"]
+    assert returned["product_popularity__product_purchases_30d"].notna().any()
+
+    verification = store.verify_saved_dataset("products")
+
+    assert verification.status == "equal", verification.reasons
+    assert store.get_saved_dataset("products").lineage["features"] == ["product_popularity.v2:product_purchases_30d"]
