@@ -1,4 +1,5 @@
-"""The catalog: what each feature view is, who owns it, and how fresh it is (`featurestore describe`).
+"""The catalog: what each feature view is, who owns it, and how fresh it is (`featurestore describe`),
+and what each on-demand view computes from what.
 
 Plain rows from what the registry read (features, types, descriptions, entity, TTL, owner,
 versions, the feature services that use a view), the online store's status (last export) and
@@ -7,11 +8,13 @@ dbt's source freshness results; nothing here reads the manifest or Redis itself.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from serving.monitoring.freshness import SourceFreshness
-from serving.online.status import ViewStatus
-from serving.registry import FeatureView, Registry
+from serving.registry import Feature, FeatureView, OnDemandView, Registry
+
+if TYPE_CHECKING:  # the CLI imports this module; it need not load the Redis client for that
+    from serving.online.status import ViewStatus
 
 
 def describe_views(
@@ -28,6 +31,7 @@ def describe_views(
         versions = [other.name for other in registry.views.values() if other.version is not None and other.model == view.model]
         rows.append(
             {
+                "kind": "feature_view",
                 "name": view.name,
                 "model": view.model,
                 "version": view.version,
@@ -42,13 +46,48 @@ def describe_views(
                 "owner": view.owner,
                 "tags": list(view.tags),
                 "lifecycle": view.lifecycle,
-                "features": [{"name": f.name, "type": f.data_type, "description": f.description} for f in view.features],
-                "feature_services": [service.name for service in registry.services.values() if view.name in service.views],
+                "features": describe_features(view.features),
+                "feature_services": _services_using(registry, view.name),
                 "last_export": _last_export(view, statuses, online_error),
                 "sources": [freshness.get(name) or SourceFreshness(name, None, None, None, None, None, None) for name in view.sources],
             }
         )
     return rows
+
+
+def describe_on_demand_view(view: OnDemandView) -> dict[str, Any]:
+    """What a client sends for an on-demand view (its request fields, beside the entity keys
+    of its sources) and what it gets back; also the HTTP server's /feature-views entry."""
+    return {
+        "name": view.name,
+        "description": view.description,
+        "sources": view.source_references,
+        "request_fields": [{"name": f.name, "type": f.data_type} for f in view.request_fields],
+        "features": describe_features(view.features),
+    }
+
+
+def describe_on_demand_views(registry: Registry, views: Sequence[OnDemandView]) -> list[dict[str, Any]]:
+    """Catalog rows of on-demand views: describe_on_demand_view, plus owner, tags and the
+    feature services that use each."""
+    return [
+        {
+            "kind": "on_demand_feature_view",
+            **describe_on_demand_view(view),
+            "owner": view.spec.get("owner"),
+            "tags": list(view.spec.get("tags") or []),
+            "feature_services": _services_using(registry, view.name),
+        }
+        for view in views
+    ]
+
+
+def describe_features(features: Sequence[Feature]) -> list[dict[str, Any]]:
+    return [{"name": f.name, "type": f.data_type, "description": f.description} for f in features]
+
+
+def _services_using(registry: Registry, view: str) -> list[str]:
+    return [service.name for service in registry.services.values() if view in service.views]
 
 
 def _last_export(view: FeatureView, statuses: Mapping[str, ViewStatus] | None, online_error: str | None) -> dict[str, Any] | None:

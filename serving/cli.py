@@ -20,6 +20,7 @@ from typing import Any, Callable
 import click
 import pandas as pd
 
+from serving.catalog import describe_features
 from serving.errors import EntityKeyError, FeatureStoreError, InputError
 from serving.entities_file import EPOCH_UNITS, INTEGER_TEXT, read_entities
 from serving.registry import FeatureView, Registry
@@ -151,7 +152,7 @@ def _describe(view: FeatureView) -> dict[str, Any]:
         "owner": view.owner,
         "tags": list(view.tags),
         "description": view.description,
-        "features": [{"name": f.name, "type": f.data_type, "description": f.description} for f in view.features],
+        "features": describe_features(view.features),
     }
 
 
@@ -227,8 +228,9 @@ def _utc(moment: dt.datetime | None) -> str:
 @click.pass_context
 @_fail_cleanly
 def describe(ctx: click.Context, view: str | None, as_json: bool) -> None:
-    """The catalog of VIEW (default: every feature view): features with types and descriptions,
-    entity, TTL, owner, online flag, feature services, last export and source freshness."""
+    """The catalog of VIEW (default: every view): features with types and descriptions,
+    entity, TTL, owner, online flag, feature services, last export and source freshness;
+    for an on-demand view, its sources and request fields."""
     store = _store(ctx)
     rows = store.describe(view)
     if as_json:
@@ -241,6 +243,9 @@ def describe(ctx: click.Context, view: str | None, as_json: bool) -> None:
 
 
 def _print_description(row: dict[str, Any]) -> None:
+    if row["kind"] == "on_demand_feature_view":
+        _print_on_demand(row)
+        return
     version = f"  (version {row['version']} of {row['model']}{', latest' if row['latest'] else ''}; versions: {', '.join(row['versions'])})" if row["version"] else ""
     click.echo(f"{row['name']}{version}")
     if row["description"]:
@@ -254,9 +259,27 @@ def _print_description(row: dict[str, Any]) -> None:
         click.echo(f"  source {_freshness_text(source)}")
     if row["feature_services"]:
         click.echo(f"  used by feature services: {', '.join(row['feature_services'])}")
-    click.echo(f"  features ({len(row['features'])}):")
-    width = max(len(feature["name"]) for feature in row["features"]) if row["features"] else 0
-    for feature in row["features"]:
+    _print_features(row["features"])
+
+
+def _print_on_demand(row: dict[str, Any]) -> None:
+    click.echo(f"{row['name']}  (on demand: computed per request, never exported)")
+    if row["description"]:
+        click.echo(f"  {row['description']}")
+    fields = ", ".join(f"{field['name']} ({field['type']})" for field in row["request_fields"]) or "none"
+    click.echo(f"  reads: {', '.join(row['sources'])}")
+    click.echo(f"  request fields: {fields}")
+    tags = f"   tags: {', '.join(row['tags'])}" if row["tags"] else ""
+    click.echo(f"  owner: {row['owner'] or '(none)'}{tags}")
+    if row["feature_services"]:
+        click.echo(f"  used by feature services: {', '.join(row['feature_services'])}")
+    _print_features(row["features"])
+
+
+def _print_features(features: list[dict[str, Any]]) -> None:
+    click.echo(f"  features ({len(features)}):")
+    width = max(len(feature["name"]) for feature in features) if features else 0
+    for feature in features:
         click.echo(f"    {feature['name']:<{width}}  {feature['type'] or '?':<9}  {feature['description']}")
 
 

@@ -49,8 +49,9 @@ from serving.errors import (
     RegistryError,
     UnknownFeatureError,
 )
+from serving.catalog import describe_features, describe_on_demand_view
 from serving.online.connection import mask_password
-from serving.registry import Feature, FeatureView, OnDemandView
+from serving.registry import FeatureView
 from serving.store import FeatureStore
 
 PROJECT_DIR_ENV = "FEATURE_STORE_PROJECT_DIR"
@@ -278,24 +279,8 @@ def describe_view(view: FeatureView) -> dict[str, Any]:
         "owner": view.owner,
         "tags": list(view.tags),
         "description": view.description,
-        "features": _describe_features(view.features),
+        "features": describe_features(view.features),
     }
-
-
-def describe_on_demand_view(view: OnDemandView) -> dict[str, Any]:
-    """What a client sends for an on-demand view (its request fields, beside the entity keys
-    of its sources) and what it gets back."""
-    return {
-        "name": view.name,
-        "description": view.description,
-        "sources": view.source_references,
-        "request_fields": [{"name": f.name, "type": f.data_type} for f in view.request_fields],
-        "features": _describe_features(view.features),
-    }
-
-
-def _describe_features(features: Iterable[Feature]) -> list[dict[str, Any]]:
-    return [{"name": f.name, "type": f.data_type, "description": f.description} for f in features]
 
 
 # ---------------------------------------------------------------- metrics

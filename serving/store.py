@@ -11,7 +11,7 @@ import pandas as pd
 import redis
 from redis.cluster import RedisCluster
 
-from serving.catalog import describe_views
+from serving.catalog import describe_on_demand_views, describe_views
 from serving.datasets import SavedDataset, SavedDatasets, Verification, check_name
 from serving.engines import Engine, open_target_engine
 from serving.entities import entity_frame
@@ -198,7 +198,12 @@ class FeatureStore:
     def describe(self, feature_view: str | None = None) -> list[dict[str, Any]]:
         """The catalog: per view (or one view, `feature_view`, versions allowed) its features with
         types and descriptions, entity, TTL, owner, online flag, feature services, last export
-        and the freshness of its sources. Works with Redis down: the export then names the error."""
+        and the freshness of its sources; then each on-demand view (`kind` tells the two apart):
+        its sources, request fields and features. Works with Redis down: the export then
+        names the error."""
+        on_demand = self.registry.on_demand_views
+        if feature_view is not None and feature_view in on_demand:
+            return describe_on_demand_views(self.registry, [on_demand[feature_view]])
         views = [self.registry.view(feature_view)] if feature_view is not None else self.list_feature_views()
         statuses, online_error = None, None
         if any(view.online for view in views):
@@ -207,7 +212,8 @@ class FeatureStore:
             except OnlineStoreError as error:
                 online_error = str(error)
         freshness = source_freshness(self.project_dir, self.registry.source_freshness)
-        return describe_views(self.registry, views, statuses, online_error, freshness)
+        rows = describe_views(self.registry, views, statuses, online_error, freshness)
+        return rows if feature_view is not None else rows + describe_on_demand_views(self.registry, self.list_on_demand_feature_views())
 
     def get_online_features(
         self,

@@ -77,7 +77,8 @@ def test_describe_json_lists_every_view_with_its_catalog_entry(catalog: tuple[Pa
     assert shown.returncode == 0, shown.stderr
     rows = {row["name"]: row for row in json.loads(shown.stdout)}
     store = FeatureStore(project)
-    assert list(rows) == [view.name for view in store.list_feature_views()]
+    assert list(rows) == [view.name for view in store.list_feature_views()] + [view.name for view in store.list_on_demand_feature_views()]
+    assert {row["kind"] for row in rows.values()} == {"feature_view", "on_demand_feature_view"}
     features = rows["user_features"]
     assert (features["ttl"], features["online"], features["owner"], features["entity"]) == ("1 day", True, "growth-ml@example.com", {"user_id": "bigint"})
     assert all(feature["description"] for row in rows.values() for feature in row["features"])
@@ -86,6 +87,24 @@ def test_describe_json_lists_every_view_with_its_catalog_entry(catalog: tuple[Pa
     assert [(s["source"], s["status"]) for s in features["sources"]] == [("raw.user_features", "error")]
     assert rows["product_popularity.v2"]["feature_services"] == [] and rows["product_popularity.v1"]["feature_services"] == [SERVICE]
     assert (rows["product_popularity.v2"]["version"], rows["product_popularity.v2"]["latest"]) == ("2", True)
+
+
+def test_describe_shows_an_on_demand_view_with_its_sources_and_request_fields(catalog: tuple[Path, str, str]) -> None:
+    project, url, prefix = catalog
+    shown = featurestore(project, url, prefix, "describe", "purchase_request_features")
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[:6] == [
+        "purchase_request_features  (on demand: computed per request, never exported)",
+        "  The purchase being scored, compared with the user's last 30 days.",
+        "  reads: user_purchase_windows:avg_amount_30d, user_purchase_windows:max_amount_30d",
+        "  request fields: amount (double)",
+        "  owner: growth-ml@example.com   tags: user, request",
+        "  features (2):",
+    ]
+    row = json.loads(featurestore(project, url, prefix, "describe", "purchase_request_features", "--json").stdout)[0]
+    assert [(f["name"], f["type"]) for f in row["features"]] == [("amount_vs_avg_30d", "double"), ("exceeds_max_30d", "boolean")]
+    assert row["request_fields"] == [{"name": "amount", "type": "double"}]
 
 
 def test_describe_with_redis_down_still_prints_the_catalog_and_names_the_server(catalog: tuple[Path, str, str]) -> None:
