@@ -1,9 +1,10 @@
 """The serving log: what online reads served, sampled into a bounded Redis stream, and
 drained from there into a warehouse table that dbt reads as a source.
 
-Writing. After a sampled read has assembled its response, the request is encoded as one
-JSON blob and appended with one XADD, written to a socket of the log's own without
-waiting for the reply (replies are collected in bulk later). The read never waits on a
+Writing. After a sampled read has assembled its response, the request is packed as one
+msgpack blob holding the row blobs exactly as Redis returned them (decoded only when the
+log is flushed, by the readers' own decode_rows) and appended with one XADD, written to a
+socket of the log's own without waiting for the reply (replies are collected in bulk later). The read never waits on a
 round trip, and a Redis that refuses or vanishes loses log entries, never reads. The stream is capped with MAXLEN ~ (approximate
 trimming, O(1) amortized): when nobody flushes, the oldest requests are dropped, never
 the reader slowed. The key has a hash tag of its own (serving.online.keys), so in a
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import hiredis
+import msgpack
 import orjson
 import pyarrow as pa
 import redis
@@ -41,7 +43,8 @@ from serving.engines import Engine
 from serving.errors import InputError
 from serving.online.connection import Nodes
 from serving.online.keys import KeySpace
-from serving.online.read import MISSING, NULL, OUTSIDE_TTL, PRESENT, OnlineResponse, call_shape
+from serving.encoding import RowDecoder, RowLayout
+from serving.online.read import MISSING, NULL, OUTSIDE_TTL, PRESENT, OnlineResponse, call_shape, decode_rows
 from serving.registry import Registry
 from serving.rendering import Renderer
 
@@ -53,8 +56,10 @@ DEFAULT_MAXLEN = 10_000
 FLUSH_BATCH = 5_000  # stream entries per transaction
 BATCH_TABLE = "__fs_serving_log_batch"
 BATCH_PLACEHOLDER = "__fs_serving_log_batch_placeholder__"
-_STATUS_CODES = {PRESENT: "p", NULL: "n", MISSING: "m", OUTSIDE_TTL: "o"}
-_STATUS_NAMES = {code: name for name, code in _STATUS_CODES.items()}
+_FIELD = b"m"  # an entry's one field: the request, msgpack with row blobs (_Encoder)
+_JSON_FIELD = b"r"  # what earlier versions wrote instead: JSON of decoded values
+_STATUS_NAMES = {"p": PRESENT, "n": NULL, "m": MISSING, "o": OUTSIDE_TTL}  # the JSON format's row codes
+_JSON_SCALARS = {int, float, bool, str, type(None)}
 _EPOCH = dt.datetime(1970, 1, 1)
 _MICRO = dt.timedelta(microseconds=1)
 # A few requests' XADDs go out in one socket write (one syscall, one wake-up of Redis):
@@ -136,7 +141,7 @@ class ServingLogWriter:
         self._buffered_at = 0.0
         self._pid = 0
         self._random = random.random
-        self._head = ("XADD", self.key, "MAXLEN", "~", str(maxlen), "*", "r")
+        self._head = ("XADD", self.key, "MAXLEN", "~", str(maxlen), "*", _FIELD)
 
     def record(self, features: Sequence[str] | str, full_feature_names: bool, response: OnlineResponse) -> None:
         """Logs one served read (when sampled). Never raises for the log's sake."""
@@ -144,7 +149,7 @@ class ServingLogWriter:
             return
         try:
             command = hiredis.pack_command((*self._head, self._encoder.encode(time.time(), self.source, features, full_feature_names, response)))
-        except Exception:  # a value orjson cannot write must not fail the read
+        except Exception:  # a key msgpack cannot write must not fail the read
             self.dropped += 1
             _log.exception("serving log: a request could not be encoded")
             return
@@ -219,51 +224,40 @@ class ServingLogWriter:
 
 
 class _Encoder:
-    """One request as JSON (orjson: measured 2.7x faster than msgpack here, because it
-    writes datetimes itself): {t: request time (epoch µs), s: source, k: {key column:
-    values}, v: per view [name, version, as_of, event times (ISO 8601 or null),
-    [[feature, values], ...], row codes]}. The row codes say per row whether the
-    snapshot had it: p (present), m (missing), o (outside_ttl), one letter per row or one
-    for all; a feature's status is then null where a present row's value is null."""
+    """One request as msgpack: {t: request time (epoch µs), s: source, k: {key column:
+    values}, v: per view [name, snapshot version, as_of, layout (msgpack of its
+    RowLayout), the requested features, the row blobs as read (None: no row)]}. Packing
+    bytes as they came is a third of the time of writing decoded values as JSON; the layout
+    travels with each entry because a version's metadata leaves Redis with the version."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._sources: dict[tuple[tuple[str, ...], bool], dict[str, tuple[str, str]]] = {}
+        self._requested: dict[tuple[tuple[str, ...], bool], dict[str, list[str]]] = {}
+        self._layouts: dict[RowLayout, bytes] = {}
 
-    def _outputs(self, features: Sequence[str] | str, full: bool) -> dict[str, tuple[str, str]]:
-        """Output column -> (view, feature), as the read named them (cached per call shape)."""
+    def _features_by_view(self, features: Sequence[str] | str, full: bool) -> dict[str, list[str]]:
+        """View -> its requested features, in request order (cached per call shape)."""
         shape = call_shape(features, full)
-        found = self._sources.get(shape)
+        found = self._requested.get(shape)
         if found is None:
-            resolved = self.registry.resolve(features)
-            outputs = Registry.output_names(resolved, full)
-            found = self._sources[shape] = {
-                output: (view.name, name) for (view, names), names_out in zip(resolved, outputs) for name, output in zip(names, names_out)
-            }
+            found = self._requested[shape] = {view.name: list(names) for view, names in self.registry.resolve(features)}
         return found
 
     def encode(self, at: float, source: str, features: Sequence[str] | str, full: bool, response: OnlineResponse) -> bytes:
-        views: dict[str, list[Any]] = {}
-        sources = self._outputs(features, full)
-        for output, status in response.statuses.items():
-            view, feature = sources[output]
-            entry = views.get(view)
-            if entry is None:
-                version, as_of = response.snapshots[view]
-                entry = views[view] = [view, version, as_of, response.event_timestamps[output], [], _row_codes(status)]
-            entry[4].append([feature, response.columns[output]])
+        views = []
+        for view, names in self._features_by_view(features, full).items():
+            layout, blobs = response.read_rows[view]
+            packed = self._layouts.get(layout)
+            if packed is None:
+                packed = self._layouts[layout] = msgpack.packb(layout.to_dict())
+            version, as_of = response.snapshots[view]
+            views.append([view, version, as_of, packed, names, blobs])
         keys = {name: values for name, values in response.columns.items() if name not in response.statuses}
-        return orjson.dumps({"t": int(at * 1_000_000), "s": source, "k": keys, "v": list(views.values())}, default=_plain, option=_JSON_OPTIONS)
-
-
-def _row_codes(statuses: list[str]) -> str:
-    if statuses.count(PRESENT) + statuses.count(NULL) == len(statuses):
-        return "p"
-    return "".join(["p" if status in (PRESENT, NULL) else _STATUS_CODES[status] for status in statuses])
+        return msgpack.packb({"t": int(at * 1_000_000), "s": source, "k": keys, "v": views}, default=_plain)
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date)):
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
@@ -284,19 +278,17 @@ class FlushSummary:
 def decode(entries: Sequence[tuple[bytes, dict[bytes, bytes]]], entity_keys: Callable[[str], Sequence[str]], flushed_at: dt.datetime) -> pa.Table:
     """Stream entries as rows of the serving-log table (SCHEMA)."""
     columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+    decoders: dict[bytes, RowDecoder] = {}
     for entry_id, fields in entries:
-        request = orjson.loads(fields[b"r"])
         request_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        request_at = _EPOCH + request["t"] * _MICRO
-        keys = request["k"]
-        for view, version, as_of, stamps, features, codes in request["v"]:
+        at, source, keys, views = _request(fields, decoders)
+        request_at = _EPOCH + at * _MICRO
+        for view, version, as_of, event_times, features in views:
             names = [name for name in entity_keys(view) if name in keys] or list(keys)
             entity_texts = [json.dumps(dict(zip(names, values)), separators=(",", ":")) for values in zip(*(keys[n] for n in names))]
-            event_times = [None if s is None else dt.datetime.fromisoformat(s) for s in stamps]
             as_of_time = dt.datetime.fromisoformat(as_of)
-            for feature, values in features:
+            for feature, values, statuses in features:
                 count = len(values)
-                rows = [_STATUS_NAMES[codes]] * count if len(codes) == 1 else [_STATUS_NAMES[code] for code in codes]
                 columns["request_id"] += [request_id] * count
                 columns["request_at"] += [request_at] * count
                 columns["row_index"] += range(count)
@@ -304,16 +296,54 @@ def decode(entries: Sequence[tuple[bytes, dict[bytes, bytes]]], entity_keys: Cal
                 columns["feature_view"] += [view] * count
                 columns["feature"] += [feature] * count
                 columns["feature_ref"] += [f"{view}:{feature}"] * count
-                columns["status"] += [NULL if row == PRESENT and value is None else row for row, value in zip(rows, values)]
+                columns["status"] += statuses
                 numbers, texts = _split_values(values)
                 columns["value_number"] += numbers
                 columns["value_text"] += texts
                 columns["event_at"] += event_times
                 columns["snapshot_version"] += [version] * count
                 columns["snapshot_as_of"] += [as_of_time] * count
-                columns["source"] += [request["s"]] * count
+                columns["source"] += [source] * count
                 columns["flushed_at"] += [flushed_at] * count
     return pa.table(columns, schema=SCHEMA)
+
+
+_LoggedView = tuple[str, int, str, list[Any], list[tuple[str, list[Any], list[str]]]]
+
+
+def _request(fields: dict[bytes, bytes], decoders: dict[bytes, RowDecoder]) -> tuple[int, str, dict[str, list[Any]], list[_LoggedView]]:
+    """One entry as (time µs, source, keys, per view (name, version, as_of, event times,
+    per feature (name, values, statuses))), from either format: msgpack with row blobs
+    (field m), or the JSON of decoded values earlier versions wrote (field r), which a
+    stream may still hold after an upgrade."""
+    if _FIELD in fields:
+        request = msgpack.unpackb(fields[_FIELD])
+        views = []
+        for view, version, as_of, layout, names, blobs in request["v"]:
+            decoder = decoders.get(layout)
+            if decoder is None:
+                decoder = decoders[layout] = RowDecoder(RowLayout.from_dict(msgpack.unpackb(layout)))
+            stamps, decoded = decode_rows(decoder, blobs, [decoder.layout.features.index(name) for name in names])
+            views.append((view, version, as_of, stamps, [(name, _as_json(values), statuses) for name, (values, statuses) in zip(names, decoded)]))
+        return request["t"], request["s"], request["k"], views
+    request = orjson.loads(fields[_JSON_FIELD])
+    views = []
+    for view, version, as_of, stamps, features, codes in request["v"]:
+        event_times = [None if s is None else dt.datetime.fromisoformat(s) for s in stamps]
+        logged = []
+        for feature, values in features:
+            rows = [_STATUS_NAMES[codes]] * len(values) if len(codes) == 1 else [_STATUS_NAMES[code] for code in codes]
+            logged.append((feature, values, [NULL if row == PRESENT and value is None else row for row, value in zip(rows, values)]))
+        views.append((view, version, as_of, event_times, logged))
+    return request["t"], request["s"], request["k"], views
+
+
+def _as_json(values: list[Any]) -> list[Any]:
+    """Values as the JSON format carried them (dates and times as ISO 8601 text, decimals
+    as text), so value_text reads the same whichever format an entry came in."""
+    if all(type(value) in _JSON_SCALARS for value in values):
+        return values
+    return orjson.loads(orjson.dumps(values, default=_plain, option=_JSON_OPTIONS))
 
 
 def _split_values(values: list[Any]) -> tuple[list[float | None], list[str | None]]:

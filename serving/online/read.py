@@ -135,6 +135,9 @@ class OnlineResponse:
     # A request naming on-demand views: the read they were computed from (every feature
     # view feature involved, columns view__feature), which the serving log records.
     source_read: OnlineResponse | None = field(default=None, repr=False, compare=False)
+    # view -> (its layout, the row blobs as read): the serving log keeps these as they are
+    # and decodes them when it is flushed (decode_rows), which costs a read nothing.
+    read_rows: dict[str, tuple[RowLayout, Sequence[bytes | None]]] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self, include_metadata: bool = False) -> dict[str, list[Any]]:
         result = {name: list(values) for name, values in self.columns.items()}
@@ -441,16 +444,11 @@ class OnlineClient:
         positions = plan.positions.get((view.name, decoder))
         if positions is None:
             positions = plan.positions[(view.name, decoder)] = [decoder.layout.features.index(name) for name in names]
-        stamps, columns, nulls = decoder.columns(blobs, positions)
-        if None in stamps:
-            base = [MISSING if blob is None else OUTSIDE_TTL if stamp is None else PRESENT for blob, stamp in zip(blobs, stamps)]
-        else:
-            base = [PRESENT] * len(blobs)
-        for output, column, nulled in zip(outputs, columns, nulls):
+        response.read_rows[view.name] = (decoder.layout, blobs)
+        stamps, columns = decode_rows(decoder, blobs, positions)
+        for output, (column, statuses) in zip(outputs, columns):
             response.columns[output] = column
-            statuses = response.statuses[output] = list(base)
-            for row in nulled:
-                statuses[row] = NULL
+            response.statuses[output] = statuses
             response.event_timestamps[output] = stamps
 
     def _decoder(self, view: str, version: str, meta: bytes | None) -> RowDecoder:
@@ -483,6 +481,26 @@ class OnlineClient:
             if error is not None:
                 raise error from None
             raise
+
+
+def decode_rows(
+    decoder: RowDecoder, blobs: Sequence[bytes | None], positions: Sequence[int]
+) -> tuple[list[dt.datetime | None], list[tuple[list[Any], list[str]]]]:
+    """Row blobs as served: per row its event time; per feature position its values and
+    their statuses (missing: no row; outside_ttl: a row past its TTL; null; present).
+    Reads, and the serving log when it is flushed, decode with this."""
+    stamps, columns, nulls = decoder.columns(blobs, positions)
+    if None in stamps:
+        base = [MISSING if blob is None else OUTSIDE_TTL if stamp is None else PRESENT for blob, stamp in zip(blobs, stamps)]
+    else:
+        base = [PRESENT] * len(blobs)
+    decoded = []
+    for column, nulled in zip(columns, nulls):
+        statuses = list(base)
+        for row in nulled:
+            statuses[row] = NULL
+        decoded.append((column, statuses))
+    return stamps, decoded
 
 
 def _given_names(entity_rows: Any) -> list[str] | None:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import duckdb
-import orjson
 import pandas as pd
 import pytest
 import redis
@@ -33,7 +32,7 @@ import redis
 from http_server import request, served
 from project_copies import dbt
 from serving.errors import InputError, OfflineStoreError
-from serving.monitoring.serving_log import RATE_ENV, ServingLogFlusher
+from serving.monitoring.serving_log import RATE_ENV, ServingLogFlusher, decode
 from serving.scaffold import init_repository
 from serving.store import FeatureStore
 
@@ -240,10 +239,11 @@ def test_http_reads_are_logged_as_http(served_and_flushed: dict[str, Any], repos
     # Stopped: a server sends what it still buffers on its way out.
     entries = client.xrange(store._keys.serving_log, "-", "+")
     assert len(entries) == before + 1
-    logged = orjson.loads(entries[-1][1][b"r"])
-    assert logged["s"] == "http"
-    assert logged["k"] == {"user_id": [1, 3]}
-    assert logged["v"][0][4] == [["total_purchases", [10, 12]]]
+    rows = decode(entries[-1:], lambda view: ["user_id"], dt.datetime(2026, 3, 1)).to_pylist()
+    assert [(row["source"], row["entity_key"], row["feature_ref"], row["value_number"]) for row in rows] == [
+        ("http", '{"user_id":1}', "user_features:total_purchases", 10.0),
+        ("http", '{"user_id":3}', "user_features:total_purchases", 12.0),
+    ]
     client.close()
 
 

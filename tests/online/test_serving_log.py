@@ -99,3 +99,54 @@ def test_a_read_naming_an_on_demand_view_logs_the_feature_values_it_read(
         assert row["status"] == plain.statuses[row["feature"]][row["row_index"]]
     assert response.columns["total_purchases"] == plain.columns["total_purchases"]
     assert {row["status"] for row in rows} >= {"present", "missing"}
+
+
+def test_both_entry_formats_decode_to_the_same_rows() -> None:
+    """Entries hold row blobs as read (field m), decoded at flush by the readers' own
+    decode_rows; a stream may still hold the JSON of decoded values earlier versions
+    wrote (field r). Both give the same rows, dates, decimals and text included."""
+    import decimal
+
+    import msgpack
+    import orjson
+    import pyarrow as pa
+
+    from serving.encoding import RowLayout, encode_rows
+
+    features = ["amount", "label", "seen_at", "price", "flag"]
+    table = pa.table({
+        "event_timestamp": pa.array([dt.datetime(2026, 1, 1, 8), None, dt.datetime(2026, 1, 2, 9, 30, 0, 5)], pa.timestamp("us")),
+        "amount": pa.array([2.5, 1.0, None], pa.float64()),
+        "label": pa.array(["a'b", "x", None], pa.string()),
+        "seen_at": pa.array([dt.datetime(2025, 12, 31, 23, 59, 59, 250000), None, dt.datetime(2026, 1, 2)], pa.timestamp("us")),
+        "price": pa.array([decimal.Decimal("1.50"), None, decimal.Decimal("-3.25")], pa.decimal128(9, 2)),
+        "flag": pa.array([True, None, False], pa.bool_()),
+    })
+    layout = RowLayout.for_schema(table.schema, features)
+    blobs = [*encode_rows(table, layout), None]  # a fourth entity with no row
+    requested = ["label", "seen_at", "price", "flag", "amount"]
+    keys = {"user_id": [1, 2, 3, 4]}
+    new = {"t": 1_767_225_600_000_000, "s": "python", "k": keys,
+           "v": [["v", 7, "2026-01-03T00:00:00", msgpack.packb(layout.to_dict()), requested, blobs]]}
+    old = {"t": 1_767_225_600_000_000, "s": "python", "k": keys,
+           "v": [["v", 7, "2026-01-03T00:00:00", ["2026-01-01T08:00:00", None, "2026-01-02T09:30:00.000005", None],
+                  [["label", ["a'b", None, None, None]],
+                   ["seen_at", ["2025-12-31T23:59:59.250000", None, "2026-01-02T00:00:00", None]],
+                   ["price", ["1.50", None, "-3.25", None]],
+                   ["flag", [True, None, False, None]],
+                   ["amount", [2.5, None, None, None]]],
+                  # Per row: present, outside_ttl (no event time), present (its NULLs are status null), missing.
+                  "popm"]]}
+
+    def rows(entry: dict[bytes, bytes]) -> list[dict]:
+        decoded = decode([(b"1-0", entry)], lambda view: ["user_id"], dt.datetime(2026, 3, 1)).to_pylist()
+        return [{k: v for k, v in row.items() if k != "flushed_at"} for row in decoded]
+
+    from_blobs, from_json = rows({b"m": msgpack.packb(new)}), rows({b"r": orjson.dumps(old)})
+    assert from_blobs == from_json
+    by = {(row["feature"], row["row_index"]): row for row in from_blobs}
+    assert [by[("label", i)]["status"] for i in range(4)] == ["present", "outside_ttl", "null", "missing"]
+    assert (by[("label", 0)]["value_text"], by[("price", 2)]["value_text"], by[("seen_at", 0)]["value_text"]) == (
+        "a'b", "-3.25", "2025-12-31T23:59:59.250000")
+    assert (by[("flag", 2)]["value_number"], by[("amount", 0)]["value_number"]) == (0.0, 2.5)
+    assert by[("amount", 2)]["event_at"] == dt.datetime(2026, 1, 2, 9, 30, 0, 5)
