@@ -105,11 +105,12 @@ class OfflineStore:
         column = timestamp_column or timestamp_column_of(entity_df)
         if plan is None:
             views = registry.resolve(references)
-            result = self.historical(entity_df, views, column, full_feature_names)
-            return Retrieval(result, self.historical_sql(views, column, full_feature_names), column, list(views), views)
-        result = self.historical_on_demand(entity_df, plan, registry, column)
+            result, sql = self._historical(entity_df, views, column, full_feature_names)
+            return Retrieval(result, sql, column, list(views), views)
+        sources = registry.resolve(plan.reads)
+        result, sql = self._historical_on_demand(entity_df, plan, sources, registry, column)
         requested = [(view, names) for view, names, _ in plan.outputs]
-        return Retrieval(result, self.historical_on_demand_sql(plan, registry, column), column, requested, registry.resolve(plan.reads))
+        return Retrieval(result, sql, column, requested, sources)
 
     def historical(
         self,
@@ -118,6 +119,18 @@ class OfflineStore:
         timestamp_column: str,
         full_feature_names: bool,
     ) -> pd.DataFrame:
+        """entity_df with the views' features at each row's time (feature views only; retrieve
+        takes any references)."""
+        return self._historical(entity_df, views, timestamp_column, full_feature_names)[0]
+
+    def _historical(
+        self,
+        entity_df: pd.DataFrame,
+        views: Sequence[tuple[FeatureView, list[str]]],
+        timestamp_column: str,
+        full_feature_names: bool,
+    ) -> tuple[pd.DataFrame, str]:
+        """The result and the SQL that made it."""
         key_types = Registry.key_types(view for view, _ in views)
         check_entity_frame(entity_df, key_types, timestamp_column)
         outputs = Registry.output_names(views, full_feature_names)
@@ -125,7 +138,7 @@ class OfflineStore:
         needed = list(dict.fromkeys([*key_types, timestamp_column]))
         spine = pa.Table.from_pandas(entity_df[needed], preserve_index=False)
         sql = self.historical_sql(views, timestamp_column, full_feature_names)
-        return self._join(entity_df, spine, sql, timestamp_column)
+        return self._join(entity_df, spine, sql, timestamp_column), sql
 
     def _join(self, entity_df: pd.DataFrame, spine: pa.Table, sql: str, timestamp_column: str) -> pd.DataFrame:
         with self.engine.session() as session:
@@ -154,13 +167,18 @@ class OfflineStore:
             [timestamp_column],
         )
 
-    def historical_on_demand(
-        self, entity_df: pd.DataFrame, plan: OnDemandPlan, registry: Registry, timestamp_column: str
-    ) -> pd.DataFrame:
-        """As historical, for a request naming on-demand views: the entity_df's request field
-        columns go up with the keys, and the warehouse computes the expressions inside the
-        point-in-time query (point_in_time_on_demand_sql)."""
-        sources = registry.resolve(plan.reads)
+    def _historical_on_demand(
+        self,
+        entity_df: pd.DataFrame,
+        plan: OnDemandPlan,
+        sources: Sequence[tuple[FeatureView, list[str]]],
+        registry: Registry,
+        timestamp_column: str,
+    ) -> tuple[pd.DataFrame, str]:
+        """As _historical, for a request naming on-demand views (`sources`: the feature views
+        it reads): the entity_df's request field columns go up with the keys, and the
+        warehouse computes the expressions inside the point-in-time query
+        (point_in_time_on_demand_sql)."""
         key_types = Registry.key_types(view for view, _ in sources)
         check_entity_frame(entity_df, key_types, timestamp_column)
         missing = missing_request_fields(plan, list(entity_df.columns), "entity_df lacks")
@@ -169,12 +187,8 @@ class OfflineStore:
         check_outputs([name for _, _, names in plan.outputs for name in names], list(entity_df.columns))
         needed = list(dict.fromkeys([*key_types, timestamp_column, *plan.request_fields]))
         spine = pa.Table.from_pandas(entity_df[needed], preserve_index=False)
-        return self._join(entity_df, spine, self.historical_on_demand_sql(plan, registry, timestamp_column), timestamp_column)
-
-    def historical_on_demand_sql(self, plan: OnDemandPlan, registry: Registry, timestamp_column: str) -> str:
-        """As historical_sql, with the on-demand views' expressions computed inside."""
         views, on_demand, outputs = historical_arguments(plan, registry)
-        return self.renderer.call(
+        sql = self.renderer.call(
             "point_in_time_on_demand_sql",
             ENTITY_PLACEHOLDER,
             timestamp_column,
@@ -184,6 +198,7 @@ class OfflineStore:
             [timestamp_column],
             list(plan.request_fields),
         )
+        return self._join(entity_df, spine, sql, timestamp_column), sql
 
     def snapshot_sql(self, view: FeatureView, as_of: dt.datetime, feature_names: list[str] | None = None) -> str:
         """The SQL of `view`'s snapshot at `as_of`: what Redis should hold (see snapshot_sql)."""
